@@ -1,0 +1,404 @@
+"""``EmbedLoop``: the one Python API. CLI, HTTP and MCP only translate to it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from embedloop.catalog.loaders import read_catalog_file, validate_items
+from embedloop.errors import (
+    ConfigError,
+    InvalidInputError,
+    ModelIntegrityError,
+    NotFoundError,
+    StorageError,
+)
+from embedloop.models.encoder import Encoder, SentenceTransformerEncoder
+from embedloop.registry import ModelRegistry
+from embedloop.serving.searcher import Searcher, ServingState
+from embedloop.settings import Settings
+from embedloop.store import FeedbackStore
+from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
+from embedloop.validation import check_id, check_id_list, check_k, check_text
+
+logger = logging.getLogger(__name__)
+
+
+def _prepare_storage(path: Path) -> Path:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(
+            f"LEARNING_STORAGE_PATH={str(path)!r} cannot be created: {exc.strerror}. Choose a writable folder."
+        ) from None
+    if not path.is_dir() or not os.access(path, os.W_OK | os.X_OK):
+        raise StorageError(f"LEARNING_STORAGE_PATH={str(path)!r} is not a writable folder. Choose a writable folder.")
+    return path
+
+
+class EmbedLoop:
+    """Search over a catalog that learns from what its users select.
+
+    >>> loop = EmbedLoop(Settings(storage_path="./data", embedding_model="all-MiniLM-L6-v2"))
+    >>> loop.add_items([{"id": "AAPL", "text": "AAPL - Apple Inc. Common Stock"}])
+    >>> resp = loop.search("Apple stock price", k=10)
+    >>> loop.record_selection(resp.search_id, "AAPL")
+
+    ``encoder`` replaces the model with a fixed encoder (tests use a
+    deterministic one); such a loop can search and log but not fine-tune.
+    """
+
+    def __init__(self, settings: Settings | None = None, *, encoder: Encoder | None = None) -> None:
+        self.settings = settings if settings is not None else Settings.from_env()
+        root = _prepare_storage(self.settings.storage_path.expanduser())
+        self.storage_path = root
+        self.store = FeedbackStore(self.settings.sqlalchemy_url)
+        self.registry = ModelRegistry(root / "models")
+        self._fixed_encoder = encoder
+        self._base_path: Path | None = None
+        self._switch_lock = threading.RLock()
+        self.searcher = Searcher(
+            self.store,
+            root / "indexes",
+            encode_batch_size=self.settings.encode_batch_size,
+            show_progress=self.settings.show_progress and sys.stderr.isatty(),
+        )
+        self._check_base_model()
+        self.registry.register_base(self.settings.embedding_model)
+        self._active_stamp = -1
+        self._load_active()
+
+    # ------------------------------------------------------------- lifecycle
+    def __enter__(self) -> EmbedLoop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self.store.close()
+
+    def _check_base_model(self) -> None:
+        if not self.registry.exists(0):
+            return
+        recorded = self.registry.manifest(0).get("base_model")
+        if _canonical(recorded) != _canonical(self.settings.embedding_model):
+            raise ConfigError(
+                f"EMBEDDING_MODEL={self.settings.embedding_model!r}, but the storage at {self.storage_path} "
+                f"was built with {recorded!r}. Use a new LEARNING_STORAGE_PATH for another base model, "
+                f"or set EMBEDDING_MODEL={recorded!r}."
+            )
+
+    # ---------------------------------------------------------------- models
+    def base_model_path(self) -> Path:
+        """The resolved local folder of the base model."""
+        if self._base_path is None:
+            from embedloop.models import resolve_model
+
+            self._base_path = resolve_model(self.settings.embedding_model, self.storage_path / "cache")
+        return self._base_path
+
+    def model_path(self, version: int) -> Path:
+        """The local folder of ``version``'s weights."""
+        return self.base_model_path() if version == 0 else self.registry.model_dir(version)
+
+    def load_encoder(self, version: int, *, verify: bool = True) -> Encoder:
+        """Load ``version``'s encoder (weights checked against the manifest first)."""
+        if self._fixed_encoder is not None:
+            return self._fixed_encoder
+        if verify:
+            self.registry.verify(version)
+        return SentenceTransformerEncoder.load(
+            self.model_path(version), device=self.settings.device, max_seq_length=self.settings.max_seq_length
+        )
+
+    def _load_active(self) -> None:
+        """Publish the active version; a corrupted one falls back to the newest good version."""
+        with self._switch_lock:
+            stamp = self.registry.active_stamp()
+            active = self.registry.active_version()
+            assert active is not None
+            state = self.searcher.state
+            if state is not None and state.version == active:
+                self._active_stamp = stamp
+                return
+            try:
+                new_state = self.searcher.build_state(active, self.load_encoder(active))
+            except ModelIntegrityError as exc:
+                logger.error("%s Falling back to the previous good version.", exc)
+                new_state = self._fallback(active)
+            self.searcher.publish(new_state)
+            self._active_stamp = self.registry.active_stamp()
+
+    def _fallback(self, broken: int) -> ServingState:
+        self.registry.update(broken, status="failed", failure="integrity check failed at load")
+        for manifest in self.registry.manifests():
+            version = manifest["version"]
+            if version == broken or manifest.get("status") not in ("active", "retired"):
+                continue
+            try:
+                state = self.searcher.build_state(version, self.load_encoder(version))
+            except ModelIntegrityError as exc:
+                logger.error("%s", exc)
+                continue
+            self.registry.activate(version)
+            return state
+        raise ModelIntegrityError("No intact model version is left; restore the storage folder from a backup.")
+
+    def _refresh(self) -> None:
+        """Pick up another process's promotion or catalog changes."""
+        if self.registry.active_stamp() != self._active_stamp:
+            self._load_active()
+        self.searcher.maybe_sync()
+
+    @property
+    def active_version(self) -> int:
+        """The version searches use now."""
+        state = self.searcher.state
+        assert state is not None
+        return state.version
+
+    # --------------------------------------------------------------- catalog
+    def add_items(self, items: Iterable[Mapping[str, Any] | Item]) -> dict[str, int]:
+        """Upsert items (dicts with ``id``, ``text``, optional ``metadata``) and index them.
+
+        The whole batch is validated first; one bad row refuses all of it.
+        """
+        if isinstance(items, str | bytes | Mapping):
+            raise InvalidInputError("items must be a list of {'id': ..., 'text': ...} objects.", field="items")
+        rows = validate_items(list(items), max_text_length=self.settings.max_text_length)
+        return self._upsert(rows)
+
+    def load_catalog(self, path: str | Path, *, id_field: str = "id", text_field: str = "text") -> dict[str, int]:
+        """Upsert every row of a CSV / JSONL (optionally .gz) file and index it."""
+        rows = read_catalog_file(path, id_field=id_field, text_field=text_field, max_text_length=self.settings.max_text_length)
+        return self._upsert(rows)
+
+    def load_demo_catalog(self, limit: int | None = None) -> dict[str, int]:
+        """Load the packaged catalog of US-listed securities (see ``catalog/data/ATTRIBUTION.md``)."""
+        from embedloop.catalog.demo import iter_demo_catalog
+
+        return self._upsert(validate_items(list(iter_demo_catalog(limit)), where="demo catalog"))
+
+    def _upsert(self, rows: Sequence[Item]) -> dict[str, int]:
+        changed = self.store.upsert_items(rows)
+        self._sync_now()
+        return {"received": len(rows), "changed": changed, "total": self.store.count_items()}
+
+    def delete_items(self, ids: Sequence[str]) -> dict[str, int]:
+        """Remove items from the catalog and the index (feedback about them is kept)."""
+        wanted = check_id_list(list(ids) if not isinstance(ids, str) else ids, "ids")
+        deleted = self.store.delete_items(wanted)
+        self._sync_now()
+        return {"deleted": deleted, "total": self.store.count_items()}
+
+    def _sync_now(self) -> None:
+        state = self.searcher.state
+        if state is not None:
+            self.searcher.sync(state, save=True)
+
+    # ---------------------------------------------------------------- search
+    def search(self, query: str, k: int = 10, *, user_id: str | None = None) -> SearchResponse:
+        """Rank catalog items for ``query`` and log exactly what was shown."""
+        query = check_text(query, "query", max_length=self.settings.max_text_length)
+        k = check_k(k, max_k=self.settings.max_k)
+        if user_id is not None:
+            user_id = check_id(user_id, "user_id")
+        self._refresh()
+        state, ranked = self.searcher.search(query, k)
+        hits = []
+        for rank, (key, score) in enumerate(ranked, start=1):
+            item_id, text = state.items[key]
+            hits.append(Hit(item_id=item_id, text=text, score=score, rank=rank))
+        search_id = self.store.log_search(
+            query, [(h.item_id, h.score) for h in hits], model_version=state.version, user_id=user_id
+        )
+        return SearchResponse(search_id=search_id, query=query, hits=hits, model_version=state.version)
+
+    # --------------------------------------------------------------- feedback
+    def record_selection(self, search_id: str, item_id: str, *, event_id: str | None = None) -> Selection:
+        """Log that the user picked ``item_id`` from search ``search_id``.
+
+        Only items shown for that search can be selected. A repeated
+        ``event_id`` is a no-op (the result has ``duplicate=True``).
+        """
+        search_id = check_id(search_id, "search_id")
+        item_id = check_id(item_id, "item_id")
+        if event_id is not None:
+            event_id = check_id(event_id, "event_id")
+        return self.store.record_selection(search_id, item_id, event_id=event_id)
+
+    def record_feedback(
+        self,
+        query: str,
+        shown: Sequence[str],
+        selected: Sequence[str],
+        *,
+        user_id: str | None = None,
+        event_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Log a search done elsewhere: the query, the ids shown in order, the ids picked."""
+        event = self._check_event(query, shown, selected, user_id, event_id)
+        search_id, picked = self.store.record_feedback([event])[0]
+        return {"search_id": search_id, "selections": [s.to_dict() for s in picked]}
+
+    def record_feedback_batch(self, events: Iterable[FeedbackEvent | Mapping[str, Any]]) -> dict[str, int]:
+        """Log many external searches in one transaction (all or nothing)."""
+        checked = []
+        for n, raw in enumerate(events, start=1):
+            data = raw.__dict__ if isinstance(raw, FeedbackEvent) else raw
+            if not isinstance(data, Mapping):
+                raise InvalidInputError(f"event {n} must be an object with query, shown, selected.", field="events")
+            try:
+                checked.append(
+                    self._check_event(
+                        data.get("query"), data.get("shown"), data.get("selected"), data.get("user_id"), data.get("event_id")
+                    )
+                )
+            except InvalidInputError as exc:
+                raise InvalidInputError(f"event {n}: {exc}", field=exc.field) from None
+        results = self.store.record_feedback(checked)
+        return {"events": len(results), "selections": sum(len(s) for _, s in results)}
+
+    def _check_event(self, query: Any, shown: Any, selected: Any, user_id: Any, event_id: Any) -> FeedbackEvent:
+        query = check_text(query, "query", max_length=self.settings.max_text_length)
+        shown_ids = check_id_list(shown, "shown")
+        if len(shown_ids) > self.settings.max_k:
+            raise InvalidInputError(f"shown has {len(shown_ids)} ids; the limit is {self.settings.max_k}.", field="shown")
+        selected_ids = check_id_list(selected, "selected", allow_empty=True)
+        not_shown = [i for i in selected_ids if i not in shown_ids]
+        if not_shown:
+            raise InvalidInputError(
+                f"selected id(s) {not_shown[:5]!r} are not in shown; every selected id must be one of the shown ids.",
+                field="selected",
+            )
+        return FeedbackEvent(
+            query=query,
+            shown=shown_ids,
+            selected=selected_ids,
+            user_id=check_id(user_id, "user_id") if user_id is not None else None,
+            event_id=check_id(event_id, "event_id") if event_id is not None else None,
+        )
+
+    def feedback_stats(self) -> dict[str, Any]:
+        """Counts of items, searches, impressions, selections, and the selection rate."""
+        return self.store.stats()
+
+    def export_feedback(self, destination: str | Path | IO[str]) -> int:
+        """Write feedback as JSON lines (one per search with selections); returns the count."""
+        if isinstance(destination, str | Path):
+            path = Path(destination).expanduser()
+            try:
+                with path.open("w", encoding="utf-8") as fh:
+                    return self.store.export_feedback(fh)
+            except OSError as exc:
+                raise InvalidInputError(f"Cannot write {str(path)!r}: {exc.strerror}.", field="path") from None
+        return self.store.export_feedback(destination)
+
+    # ----------------------------------------------------------------- status
+    def _last_trained_seq(self) -> int:
+        from embedloop.training.runs import last_trained_seq
+
+        return last_trained_seq(self.store)
+
+    def status(self) -> dict[str, Any]:
+        """The spec's status dict plus what an operator needs to see."""
+        from embedloop.training.runs import last_run
+
+        since = self._last_trained_seq()
+        count = self.store.count_selections(after_seq=since)
+        active = self.active_version
+        base = self.settings.embedding_model
+        return {
+            "should_fine_tune": count >= self.settings.fine_tune_threshold,
+            "feedback_count": count,
+            "threshold": self.settings.fine_tune_threshold,
+            "current_model": base if active == 0 else f"{base}@v{active}",
+            "base_model": base,
+            "active_version": active,
+            "events_since_last_training": count,
+            "total_feedback": self.store.count_selections(),
+            "items": self.store.count_items(),
+            "last_run": last_run(self.store),
+            "min_accuracy": self.settings.min_accuracy,
+            "check_interval_seconds": self.settings.check_interval_seconds,
+        }
+
+    # ------------------------------------------------------------ the loop
+    def fine_tune(self, force: bool = False) -> dict[str, Any]:
+        """Run one cycle: examples → candidate → held-out evaluation → gate → promote or keep.
+
+        Returns ``status`` ("promoted" | "rejected" | "skipped" | "failed"),
+        ``version``, ``metrics`` (active vs candidate) and ``reasons``.
+        """
+        from embedloop.training.cycle import run_cycle
+
+        return run_cycle(self, force=force)
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Kept model versions, newest first, the active one marked."""
+        return self.registry.versions()
+
+    def activate(self, version: int) -> None:
+        """Build ``version``'s index, then switch to it atomically."""
+        with self._switch_lock:
+            state = self.searcher.build_state(version, self.load_encoder(version))
+            self.registry.activate(version)
+            self.searcher.publish(state)
+            self._active_stamp = self.registry.active_stamp()
+
+    def rollback(self, version: int | None = None) -> dict[str, Any]:
+        """Switch to the previous version, or to ``version``; returns the new active manifest."""
+        active = self.active_version
+        if version is None:
+            candidates = [
+                m["version"]
+                for m in self.registry.manifests()
+                if m["version"] < active and m.get("status") in ("retired", "active")
+            ]
+            if not candidates:
+                raise NotFoundError(f"Version {active} has no earlier version to roll back to.")
+            version = max(candidates)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise InvalidInputError(f"version must be a non-negative integer, got {version!r}.", field="version")
+        manifest = self.registry.manifest(version)
+        if manifest.get("status") in ("rejected", "failed", "candidate"):
+            raise InvalidInputError(
+                f"Version {version} is {manifest.get('status')!r} and was never promoted; roll back to a retired version.",
+                field="version",
+            )
+        self.activate(version)
+        logger.info("Rolled back from version %d to %d", active, version)
+        return self.registry.manifest(version)
+
+    def prune(self, keep: int = 5) -> dict[str, Any]:
+        """Delete all but the ``keep`` newest trained versions; never the active one or the base."""
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise InvalidInputError(f"keep must be an integer >= 1, got {keep!r}.", field="keep")
+        active = self.active_version
+        trained = [m["version"] for m in self.registry.manifests() if m["version"] != 0]
+        removed = []
+        for version in trained[keep:]:
+            if version == active:
+                continue
+            self.registry.remove(version)
+            index_dir = self.searcher.index_dir(version)
+            if index_dir.exists():
+                import shutil
+
+                shutil.rmtree(index_dir, ignore_errors=True)
+            removed.append(version)
+        return {"removed": removed, "kept": [m["version"] for m in self.registry.manifests()]}
+
+
+def _canonical(name: Any) -> str:
+    text = str(name or "").strip()
+    if text.lower().startswith("sentence-transformers/"):
+        text = text.split("/", 1)[1]
+    return text.lower()

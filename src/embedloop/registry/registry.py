@@ -1,0 +1,195 @@
+"""Model versions on disk, with manifests and an atomically switched active pointer.
+
+Layout under ``<storage>/models/``::
+
+    ACTIVE                 {"version": N} — replaced atomically (rename)
+    v0000/manifest.json    the base model (weights are not copied; resolved by name)
+    v0001/manifest.json    a trained version: parent, base, feedback window, loss,
+    v0001/model/           training arguments, metrics, checksum, status
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from embedloop.errors import ModelIntegrityError, NotFoundError
+from embedloop.index.faiss_index import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+ACTIVE_FILE = "ACTIVE"
+MANIFEST = "manifest.json"
+STATUSES = ("active", "candidate", "rejected", "retired", "failed")
+
+
+def folder_checksum(folder: Path) -> str:
+    """sha256 over every file's relative path and bytes, in sorted order."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode())
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class ModelRegistry:
+    """Reads and writes model versions under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # ----------------------------------------------------------------- reading
+    def folder(self, version: int) -> Path:
+        """Folder of ``version``."""
+        return self.root / f"v{version:04d}"
+
+    def model_dir(self, version: int) -> Path:
+        """Where a trained version's weights live."""
+        return self.folder(version) / "model"
+
+    def exists(self, version: int) -> bool:
+        """Whether ``version`` has a manifest."""
+        return (self.folder(version) / MANIFEST).is_file()
+
+    def manifest(self, version: int) -> dict[str, Any]:
+        """The manifest of ``version``."""
+        path = self.folder(version) / MANIFEST
+        try:
+            return dict(json.loads(path.read_text()))
+        except FileNotFoundError:
+            known = [m["version"] for m in self.manifests()]
+            raise NotFoundError(f"Unknown model version {version}; kept versions: {known}.") from None
+        except ValueError as exc:
+            raise ModelIntegrityError(f"Manifest {path} is unreadable: {exc}") from None
+
+    def manifests(self) -> list[dict[str, Any]]:
+        """Every readable manifest, newest version first."""
+        out = []
+        for path in sorted(self.root.glob("v*/" + MANIFEST), reverse=True):
+            try:
+                out.append(json.loads(path.read_text()))
+            except ValueError:
+                logger.warning("Skipping unreadable manifest %s", path)
+        return out
+
+    def active_version(self) -> int | None:
+        """The active version, or ``None`` before the first one is registered."""
+        try:
+            return int(json.loads((self.root / ACTIVE_FILE).read_text())["version"])
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError) as exc:
+            raise ModelIntegrityError(f"{self.root / ACTIVE_FILE} is unreadable: {exc}") from None
+
+    def active_stamp(self) -> int:
+        """Changes whenever the active pointer is replaced (cheap to poll)."""
+        try:
+            return (self.root / ACTIVE_FILE).stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def versions(self) -> list[dict[str, Any]]:
+        """Manifests newest first, each with ``active`` true or false."""
+        active = self.active_version()
+        return [{**m, "active": m["version"] == active} for m in self.manifests()]
+
+    # ----------------------------------------------------------------- writing
+    def register_base(self, base_model: str) -> int:
+        """Create version 0 for ``base_model`` and make it active, unless versions exist."""
+        if not self.exists(0):
+            self.folder(0).mkdir(parents=True, exist_ok=True)
+            atomic_write_json(
+                self.folder(0) / MANIFEST,
+                {
+                    "version": 0,
+                    "parent": None,
+                    "base_model": base_model,
+                    "created": _now(),
+                    "status": "active",
+                    "kind": "base",
+                },
+            )
+        if self.active_version() is None:
+            atomic_write_json(self.root / ACTIVE_FILE, {"version": 0})
+        return 0
+
+    def next_version(self) -> int:
+        """Reserve the next version number by creating its folder exclusively."""
+        numbers = [int(p.name[1:]) for p in self.root.glob("v[0-9]*") if p.name[1:].isdigit()]
+        version = max(numbers, default=-1) + 1
+        while True:
+            try:
+                self.folder(version).mkdir(parents=True)
+                return version
+            except FileExistsError:
+                version += 1
+
+    def write_manifest(self, version: int, manifest: dict[str, Any]) -> None:
+        """Write (replace) the manifest of ``version``."""
+        atomic_write_json(self.folder(version) / MANIFEST, {**manifest, "version": version})
+
+    def update(self, version: int, **fields: Any) -> dict[str, Any]:
+        """Change fields of a manifest."""
+        manifest = {**self.manifest(version), **fields}
+        self.write_manifest(version, manifest)
+        return manifest
+
+    def activate(self, version: int) -> None:
+        """Point ``ACTIVE`` at ``version`` (one rename), retiring the previous active version."""
+        previous = self.active_version()
+        self.manifest(version)  # must exist
+        atomic_write_json(self.root / ACTIVE_FILE, {"version": version})
+        self.update(version, status="active", activated=_now())
+        if previous is not None and previous != version and self.exists(previous):
+            self.update(previous, status="retired")
+        logger.info("Active model version is now %d (was %s)", version, previous)
+
+    def verify(self, version: int) -> None:
+        """Check a trained version's weights against its recorded checksum."""
+        manifest = self.manifest(version)
+        if manifest.get("kind") == "base":
+            return
+        folder = self.model_dir(version)
+        if not folder.is_dir():
+            raise ModelIntegrityError(f"Model folder {folder} of version {version} is missing.")
+        expected = manifest.get("checksum")
+        actual = folder_checksum(folder)
+        if expected != actual:
+            raise ModelIntegrityError(
+                f"Model version {version} in {folder} is corrupted: checksum {actual[:12]}… "
+                f"does not match the manifest's {str(expected)[:12]}…."
+            )
+
+    def remove(self, version: int) -> None:
+        """Delete a version's folder (never the active one)."""
+        if version == self.active_version():
+            raise ValueError(f"Version {version} is active and cannot be removed.")
+        shutil.rmtree(self.folder(version), ignore_errors=True)
+
+    def discard_folder(self, version: int) -> None:
+        """Remove a reserved version folder that never got a manifest."""
+        folder = self.folder(version)
+        if folder.exists() and not (folder / MANIFEST).exists():
+            shutil.rmtree(folder, ignore_errors=True)
+
+    @staticmethod
+    def fsync_dir(folder: Path) -> None:
+        """Flush a directory entry so a rename survives a crash."""
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

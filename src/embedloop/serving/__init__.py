@@ -1,0 +1,1 @@
+"""Answering searches with the active model version; HTTP and MCP front ends."""

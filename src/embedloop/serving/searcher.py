@@ -1,0 +1,151 @@
+"""Serving: the active version's encoder + index, kept in sync with the catalog.
+
+A :class:`ServingState` is immutable once published; switching versions builds
+the new state completely and then replaces one reference, so a search running
+during a switch finishes on the old state and the next one uses the new state.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from embedloop.errors import ModelIntegrityError
+from embedloop.index.faiss_index import VectorIndex
+from embedloop.models.encoder import Encoder
+from embedloop.store import CatalogRow, FeedbackStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ServingState:
+    """What one model version needs to answer searches."""
+
+    version: int
+    encoder: Encoder
+    index: VectorIndex
+    #: item key -> (item id, text), for the items in ``index``.
+    items: dict[int, tuple[str, str]] = field(default_factory=dict)
+    lock: threading.RLock = field(default_factory=threading.RLock)
+
+
+class Searcher:
+    """Loads versions, keeps their indexes in sync, answers nearest-neighbour queries."""
+
+    def __init__(
+        self,
+        store: FeedbackStore,
+        index_root: Path,
+        *,
+        encode_batch_size: int = 64,
+        show_progress: bool = False,
+        sync_interval: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.index_root = index_root
+        self.encode_batch_size = encode_batch_size
+        self.show_progress = show_progress
+        self.sync_interval = sync_interval
+        self._state: ServingState | None = None
+        self._last_sync = 0.0
+
+    @property
+    def state(self) -> ServingState | None:
+        """The published state (``None`` before the first load)."""
+        return self._state
+
+    def index_dir(self, version: int) -> Path:
+        """Where ``version``'s index is kept."""
+        return self.index_root / f"v{version:04d}"
+
+    def build_state(self, version: int, encoder: Encoder) -> ServingState:
+        """Load (or build) ``version``'s index and bring it up to date; does not publish it."""
+        folder = self.index_dir(version)
+        index: VectorIndex | None = None
+        if (folder / "state.json").exists():
+            try:
+                index = VectorIndex.load(folder)
+                if index.dimension != encoder.dimension:
+                    logger.warning("Index %s has dimension %d, model has %d: rebuilding", folder, index.dimension, encoder.dimension)
+                    index = None
+            except ModelIntegrityError as exc:
+                logger.warning("%s", exc)
+                index = None
+        if index is None:
+            state = ServingState(version, encoder, VectorIndex(encoder.dimension))
+            rows = self.store.catalog()
+            revision = self.store.catalog_revision()
+            logger.info("Embedding %d catalog items for model version %d", len(rows), version)
+            self._apply(state, rows)
+            state.index.revision = revision
+        else:
+            state = ServingState(version, encoder, index)
+            present = set(int(k) for k in index.keys())
+            state.items = {r.key: (r.id, r.text) for r in self.store.catalog() if r.key in present}
+        self.sync(state)
+        state.index.save(folder)
+        return state
+
+    def publish(self, state: ServingState) -> None:
+        """Make ``state`` the one searches use (a single reference swap)."""
+        self._state = state
+        self._last_sync = time.monotonic()
+
+    def _apply(self, state: ServingState, rows: list[CatalogRow]) -> int:
+        live = [r for r in rows if not r.deleted]
+        gone = [r.key for r in rows if r.deleted]
+        vectors = state.encoder.encode(
+            [r.text for r in live], batch_size=self.encode_batch_size, show_progress=self.show_progress and len(live) > 256
+        )
+        with state.lock:
+            state.index.remove(gone)
+            state.index.upsert([r.key for r in live], vectors)
+            for key in gone:
+                state.items.pop(key, None)
+            state.items.update({r.key: (r.id, r.text) for r in live})
+        return len(rows)
+
+    def sync(self, state: ServingState, *, save: bool = False) -> int:
+        """Apply catalog changes newer than the index; returns how many items changed."""
+        rows, newest = self.store.changes_since(state.index.revision)
+        if newest == state.index.revision:
+            return 0
+        changed = self._apply(state, rows) if rows else 0
+        state.index.revision = newest
+        if save:
+            state.index.save(self.index_dir(state.version))
+        return changed
+
+    def maybe_sync(self) -> None:
+        """Sync the published state with the catalog at most every ``sync_interval`` seconds."""
+        state = self._state
+        if state is None:
+            return
+        now = time.monotonic()
+        if now - self._last_sync >= self.sync_interval:
+            self._last_sync = now
+            self.sync(state, save=True)
+
+    def search(self, query: str, k: int) -> tuple[ServingState, list[tuple[int, float]]]:
+        """Nearest items to ``query``: the state used and ``(key, score)`` pairs, best first."""
+        state = self._state
+        assert state is not None, "no model version is loaded"
+        vector = state.encoder.encode([query], batch_size=1)
+        return state, self.search_vector(state, vector, k)
+
+    @staticmethod
+    def search_vector(state: ServingState, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        """Nearest items to an already-encoded query."""
+        with state.lock:
+            scores, keys = state.index.search(vector, k)
+        return [(int(key), float(score)) for key, score in zip(keys[0], scores[0], strict=True) if key >= 0]
+
+
+EncoderLoader = Callable[[int], Encoder]

@@ -1,0 +1,225 @@
+"""One typed settings object, read from the environment.
+
+The spec's variables keep their names (``EMBEDDING_MODEL``,
+``LEARNING_STORAGE_PATH``, ``ADAPTIVE_LEARNING_DB``); every other field is
+read from ``EMBEDLOOP_<FIELD>`` (e.g. ``EMBEDLOOP_FINE_TUNE_THRESHOLD``).
+A bad value is refused with a message naming the variable, the value seen and
+what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from embedloop.errors import ConfigError
+
+DEFAULT_MODEL = "all-mpnet-base-v2"
+
+
+class LossName(str, Enum):
+    """Training objective. See ``embedloop.training.losses``."""
+
+    MNRL = "mnrl"
+    TRIPLET = "triplet"
+
+
+#: Environment variable for each field whose name is not ``EMBEDLOOP_<FIELD>``.
+SPEC_ENV_NAMES = {
+    "embedding_model": "EMBEDDING_MODEL",
+    "storage_path": "LEARNING_STORAGE_PATH",
+    "database_url": "ADAPTIVE_LEARNING_DB",
+}
+
+
+def env_name(field_name: str) -> str:
+    """The environment variable that sets ``field_name``."""
+    return SPEC_ENV_NAMES.get(field_name, f"EMBEDLOOP_{field_name.upper()}")
+
+
+def _default_storage() -> Path:
+    return Path.home() / ".embedloop"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything embedloop can be configured with.
+
+    Construct directly (``Settings(storage_path="./data")``) or from the
+    environment (``Settings.from_env()``; ``EmbedLoop()`` does this).
+    """
+
+    embedding_model: str = DEFAULT_MODEL
+    storage_path: Path = field(default_factory=_default_storage)
+    #: A file path (SQLite) or any SQLAlchemy URL. Default: ``<storage_path>/feedback.db``.
+    database_url: str | None = None
+
+    # The loop (the spec's defaults).
+    fine_tune_threshold: int = 100
+    check_interval_seconds: float = 3600.0
+    min_accuracy: float = 0.70
+    #: The candidate's primary metric may be at most this much below the active model's.
+    metric_tolerance: float = 0.0
+
+    # Training.
+    loss: LossName = LossName.MNRL
+    learning_rate: float = 2e-5
+    epochs: int = 1
+    train_batch_size: int = 32
+    seed: int = 42
+    hard_negatives: int = 2
+    position_bias: bool = False
+    replay: bool = True
+    distill_weight: float = 0.0
+    holdout_fraction: float = 0.2
+    min_holdout_queries: int = 5
+    min_train_examples: int = 10
+    domain_examples_path: Path | None = None
+    max_seq_length: int = 128
+
+    # Serving.
+    encode_batch_size: int = 64
+    max_k: int = 1000
+    max_text_length: int = 10_000
+    device: str | None = None
+    show_progress: bool = True
+    api_token: str | None = None
+    feedback_token: str | None = None
+
+    def __post_init__(self) -> None:
+        # Coerce and validate, so Settings(...) built in code is checked like env input.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            coerced = _coerce(f.name, value, f.type, source=f.name)
+            object.__setattr__(self, f.name, coerced)
+        _validate(self)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from environment variables; ``overrides`` win."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = env_name(f.name)
+            raw = environ.get(name)
+            if raw is not None and raw.strip() != "":
+                values[f.name] = _coerce(f.name, raw.strip(), f.type, source=name)
+        values.update(overrides)
+        try:
+            return cls(**values)
+        except TypeError as exc:  # unknown override name
+            raise ConfigError(f"Unknown setting: {exc}") from exc
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed."""
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The database URL SQLAlchemy should open."""
+        if self.database_url is None:
+            return f"sqlite:///{(self.storage_path / 'feedback.db').resolve()}"
+        if "://" in self.database_url:
+            return self.database_url
+        return f"sqlite:///{Path(self.database_url).expanduser().resolve()}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings as plain JSON values, secrets masked."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("token"):
+                value = "***" if value else None
+            elif isinstance(value, Path):
+                value = str(value)
+            elif isinstance(value, Enum):
+                value = value.value
+            out[f.name] = value
+        return out
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, value: Any, type_hint: Any, *, source: str) -> Any:
+    hint = str(type_hint)
+    optional = "None" in hint
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{source} must be set (got None).")
+    try:
+        if hint.startswith("Path"):
+            return Path(value).expanduser()
+        if hint.startswith("LossName"):
+            return LossName(value.lower() if isinstance(value, str) else value)
+        if hint.startswith("bool"):
+            if isinstance(value, bool):
+                return value
+            text = str(value).lower()
+            if text in _TRUE:
+                return True
+            if text in _FALSE:
+                return False
+            raise ValueError
+        if hint.startswith("int"):
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if hint.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint.startswith("str"):
+            if not isinstance(value, str):
+                raise ValueError
+            return value
+    except (ValueError, TypeError):
+        allowed = _allowed(hint)
+        raise ConfigError(f"{source}={value!r} is not valid: expected {allowed}.") from None
+    return value
+
+
+def _allowed(hint: str) -> str:
+    if hint.startswith("LossName"):
+        return "one of " + ", ".join(repr(x.value) for x in LossName)
+    if hint.startswith("bool"):
+        return "a boolean (true/false, 1/0, yes/no)"
+    if hint.startswith("int"):
+        return "an integer"
+    if hint.startswith("float"):
+        return "a number"
+    return "a string"
+
+
+def _check(ok: bool, name: str, value: Any, allowed: str) -> None:
+    if not ok:
+        raise ConfigError(f"{env_name(name)}={value!r} is not valid: {allowed}.")
+
+
+def _validate(s: Settings) -> None:
+    _check(bool(s.embedding_model.strip()), "embedding_model", s.embedding_model, "give a model name or folder")
+    _check(s.fine_tune_threshold >= 1, "fine_tune_threshold", s.fine_tune_threshold, "must be >= 1")
+    _check(s.check_interval_seconds > 0, "check_interval_seconds", s.check_interval_seconds, "must be > 0")
+    _check(0.0 <= s.min_accuracy <= 1.0, "min_accuracy", s.min_accuracy, "must be between 0 and 1")
+    _check(0.0 <= s.metric_tolerance < 1.0, "metric_tolerance", s.metric_tolerance, "must be in [0, 1)")
+    _check(0.0 < s.learning_rate < 1.0, "learning_rate", s.learning_rate, "must be in (0, 1)")
+    _check(1 <= s.epochs <= 100, "epochs", s.epochs, "must be between 1 and 100")
+    _check(2 <= s.train_batch_size <= 4096, "train_batch_size", s.train_batch_size, "must be between 2 and 4096")
+    _check(0 <= s.hard_negatives <= 50, "hard_negatives", s.hard_negatives, "must be between 0 and 50")
+    _check(s.distill_weight >= 0.0, "distill_weight", s.distill_weight, "must be >= 0")
+    _check(0.0 < s.holdout_fraction < 1.0, "holdout_fraction", s.holdout_fraction, "must be in (0, 1)")
+    _check(s.min_holdout_queries >= 1, "min_holdout_queries", s.min_holdout_queries, "must be >= 1")
+    _check(s.min_train_examples >= 1, "min_train_examples", s.min_train_examples, "must be >= 1")
+    _check(8 <= s.max_seq_length <= 8192, "max_seq_length", s.max_seq_length, "must be between 8 and 8192")
+    _check(1 <= s.encode_batch_size <= 4096, "encode_batch_size", s.encode_batch_size, "must be between 1 and 4096")
+    _check(1 <= s.max_k <= 100_000, "max_k", s.max_k, "must be between 1 and 100000")
+    _check(s.max_text_length >= 1, "max_text_length", s.max_text_length, "must be >= 1")
+    if s.database_url is not None:
+        _check(bool(s.database_url.strip()), "database_url", s.database_url, "give a file path or a SQLAlchemy URL")

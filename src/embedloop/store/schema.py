@@ -1,0 +1,110 @@
+"""Tables of the feedback store (SQLAlchemy Core).
+
+The schema is created and evolved only by the Alembic migrations in
+``migrations/versions``; this module is the in-code description the store
+queries against, and a test asserts both agree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+#: Catalog items. ``key`` is the integer id used inside vector indexes.
+items = Table(
+    "items",
+    metadata,
+    Column("key", Integer, primary_key=True, autoincrement=True),
+    Column("id", String(512), nullable=False, unique=True),
+    Column("text", Text, nullable=False),
+    Column("metadata", JSON, nullable=False, default=dict),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One row per catalog change; an index is in sync up to a change ``seq``.
+catalog_changes = Table(
+    "catalog_changes",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("item_key", Integer, ForeignKey("items.key"), nullable=False, index=True),
+)
+
+#: A search, done here (``source='search'``) or elsewhere (``source='external'``).
+searches = Table(
+    "searches",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("query", Text, nullable=False),
+    Column("user_id", String(256), nullable=True),
+    Column("model_version", Integer, nullable=True),
+    Column("source", String(16), nullable=False),
+    Column("event_id", String(256), nullable=True, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+#: Exactly what was shown for a search: item, rank (1-based), score.
+impressions = Table(
+    "impressions",
+    metadata,
+    Column("search_id", String(64), ForeignKey("searches.id"), primary_key=True),
+    Column("rank", Integer, primary_key=True),
+    Column("item_id", String(512), nullable=False),
+    Column("score", Float, nullable=True),
+)
+
+#: A user's selection of a shown item. ``seq`` orders feedback events.
+selections = Table(
+    "selections",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("event_id", String(256), nullable=False, unique=True),
+    Column("search_id", String(64), ForeignKey("searches.id"), nullable=False, index=True),
+    Column("item_id", String(512), nullable=False),
+    Column("rank", Integer, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: One fine-tuning cycle: its feedback window, outcome, numbers and reasons.
+training_runs = Table(
+    "training_runs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("finished_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("parent_version", Integer, nullable=True),
+    Column("version", Integer, nullable=True),
+    Column("feedback_from_seq", Integer, nullable=False),
+    Column("feedback_to_seq", Integer, nullable=False),
+    Column("train_size", Integer, nullable=True),
+    Column("holdout_size", Integer, nullable=True),
+    Column("metrics", JSON, nullable=True),
+    Column("reasons", JSON, nullable=True),
+)
+
+#: Named leases (the single-flight training lock). Expired leases can be taken over.
+locks = Table(
+    "locks",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("owner", String(256), nullable=False),
+    Column("acquired_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+Index("ix_selections_search_item", selections.c.search_id, selections.c.item_id)

@@ -1,0 +1,432 @@
+"""The feedback store: catalog rows, searches, impressions, selections.
+
+Every public write is one transaction: it lands whole or not at all.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from embedloop.errors import InvalidInputError, NotFoundError, NotShownError
+from embedloop.store.database import open_engine
+from embedloop.store.schema import catalog_changes, impressions, items, searches, selections
+from embedloop.types import FeedbackEvent, Item, Selection
+
+_CHUNK = 500
+
+
+def now() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A fresh random identifier."""
+    return uuid.uuid4().hex
+
+
+def _chunks(seq: Sequence[Any], size: int = _CHUNK) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(seq), size):
+        yield seq[start : start + size]
+
+
+@dataclass(frozen=True)
+class CatalogRow:
+    """An item as the index sees it: integer key, id, text, tombstone flag."""
+
+    key: int
+    id: str
+    text: str
+    deleted: bool = False
+
+
+class FeedbackStore:
+    """Catalog and feedback persistence over one SQLAlchemy engine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = open_engine(url)
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ catalog
+    def upsert_items(self, rows: Sequence[Item]) -> int:
+        """Insert or update items; returns how many changed. One transaction."""
+        changed = 0
+        stamp = now()
+        with self.engine.begin() as conn:
+            for chunk in _chunks(rows):
+                existing = {
+                    r.id: r
+                    for r in conn.execute(
+                        select(items.c.key, items.c.id, items.c.text, items.c.metadata, items.c.deleted).where(
+                            items.c.id.in_([row.id for row in chunk])
+                        )
+                    )
+                }
+                new_rows = [row for row in chunk if row.id not in existing]
+                if new_rows:
+                    conn.execute(
+                        insert(items),
+                        [
+                            {"id": r.id, "text": r.text, "metadata": r.metadata, "deleted": False, "updated_at": stamp}
+                            for r in new_rows
+                        ],
+                    )
+                updated: list[str] = []
+                for row in chunk:
+                    old = existing.get(row.id)
+                    if old is None or (not old.deleted and old.text == row.text and old.metadata == row.metadata):
+                        continue
+                    conn.execute(
+                        update(items)
+                        .where(items.c.key == old.key)
+                        .values(text=row.text, metadata=row.metadata, deleted=False, updated_at=stamp)
+                    )
+                    updated.append(row.id)
+                touched = [row.id for row in new_rows] + updated
+                changed += len(touched)
+                self._log_changes(conn, touched)
+        return changed
+
+    def delete_items(self, ids: Sequence[str]) -> int:
+        """Delete items by id (kept as tombstones for feedback history). Unknown ids: nothing deleted."""
+        wanted = list(dict.fromkeys(ids))
+        with self.engine.begin() as conn:
+            live: set[str] = set()
+            for chunk in _chunks(wanted):
+                live.update(
+                    conn.scalars(select(items.c.id).where(items.c.id.in_(chunk), items.c.deleted.is_(False)))
+                )
+            missing = [i for i in wanted if i not in live]
+            if missing:
+                raise NotFoundError(
+                    f"Cannot delete unknown item id(s) {missing[:10]!r}{' ...' if len(missing) > 10 else ''}; "
+                    "nothing was deleted. List items with `embedloop catalog list` or check the ids."
+                )
+            for chunk in _chunks(wanted):
+                conn.execute(update(items).where(items.c.id.in_(chunk)).values(deleted=True, updated_at=now()))
+            self._log_changes(conn, wanted)
+        return len(wanted)
+
+    def _log_changes(self, conn: Connection, ids: Sequence[str]) -> None:
+        for chunk in _chunks(list(ids)):
+            keys = conn.scalars(select(items.c.key).where(items.c.id.in_(chunk))).all()
+            if keys:
+                conn.execute(insert(catalog_changes), [{"item_key": k} for k in keys])
+
+    def catalog_revision(self) -> int:
+        """The sequence number of the newest catalog change (0 when empty)."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.coalesce(func.max(catalog_changes.c.seq), 0))) or 0)
+
+    def changes_since(self, seq: int) -> tuple[list[CatalogRow], int]:
+        """Items changed after change ``seq`` (current state, deletions included) and the newest seq."""
+        with self.engine.begin() as conn:
+            newest = int(conn.scalar(select(func.coalesce(func.max(catalog_changes.c.seq), 0))) or 0)
+            if newest <= seq:
+                return [], newest
+            keys = select(catalog_changes.c.item_key).where(
+                catalog_changes.c.seq > seq, catalog_changes.c.seq <= newest
+            )
+            rows = conn.execute(
+                select(items.c.key, items.c.id, items.c.text, items.c.deleted)
+                .where(items.c.key.in_(keys))
+                .order_by(items.c.key)
+            )
+            return [CatalogRow(r.key, r.id, r.text, bool(r.deleted)) for r in rows], newest
+
+    def catalog(self) -> list[CatalogRow]:
+        """Every live item, in key order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(items.c.key, items.c.id, items.c.text).where(items.c.deleted.is_(False)).order_by(items.c.key)
+            )
+            return [CatalogRow(r.key, r.id, r.text) for r in rows]
+
+    def count_items(self) -> int:
+        """How many live items the catalog has."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).where(items.c.deleted.is_(False))) or 0)
+
+    def get_items(self, ids: Sequence[str]) -> dict[str, Item]:
+        """Live items by id; unknown ids are left out."""
+        found: dict[str, Item] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                rows = conn.execute(
+                    select(items.c.id, items.c.text, items.c.metadata).where(
+                        items.c.id.in_(chunk), items.c.deleted.is_(False)
+                    )
+                )
+                found.update({r.id: Item(r.id, r.text, r.metadata or {}) for r in rows})
+        return found
+
+    # ----------------------------------------------------------------- searches
+    def log_search(
+        self,
+        query: str,
+        shown: Sequence[tuple[str, float | None]],
+        *,
+        model_version: int | None,
+        user_id: str | None = None,
+    ) -> str:
+        """Record a search and exactly what it showed, in rank order. Returns the search id."""
+        search_id = new_id()
+        with self.engine.begin() as conn:
+            self._insert_search(conn, search_id, query, shown, model_version, user_id, "search", None)
+        return search_id
+
+    @staticmethod
+    def _insert_search(
+        conn: Connection,
+        search_id: str,
+        query: str,
+        shown: Sequence[tuple[str, float | None]],
+        model_version: int | None,
+        user_id: str | None,
+        source: str,
+        event_id: str | None,
+    ) -> None:
+        conn.execute(
+            insert(searches).values(
+                id=search_id,
+                query=query,
+                user_id=user_id,
+                model_version=model_version,
+                source=source,
+                event_id=event_id,
+                created_at=now(),
+            )
+        )
+        if shown:
+            conn.execute(
+                insert(impressions),
+                [
+                    {"search_id": search_id, "rank": rank, "item_id": item_id, "score": score}
+                    for rank, (item_id, score) in enumerate(shown, start=1)
+                ],
+            )
+
+    def record_selection(self, search_id: str, item_id: str, *, event_id: str | None = None) -> Selection:
+        """Log that ``item_id`` was selected from search ``search_id``.
+
+        A repeated ``event_id`` is a no-op that returns the first event with
+        ``duplicate=True``. Selecting an item that was not shown is refused.
+        """
+        event_id = event_id or new_id()
+        with self.engine.begin() as conn:
+            previous = self._existing_event(conn, event_id, search_id, item_id)
+            if previous is not None:
+                return previous
+            exists = conn.scalar(select(searches.c.id).where(searches.c.id == search_id))
+            if exists is None:
+                raise NotFoundError(
+                    f"Unknown search_id {search_id!r}. Use the search_id returned by search(), "
+                    "or record_feedback() for searches done elsewhere."
+                )
+            rank = conn.scalar(
+                select(func.min(impressions.c.rank)).where(
+                    impressions.c.search_id == search_id, impressions.c.item_id == item_id
+                )
+            )
+            if rank is None:
+                raise NotShownError(
+                    f"Item {item_id!r} was not shown for search {search_id!r}; only shown items can be selected. "
+                    "For a result shown elsewhere, use record_feedback(query, shown=[...], selected=[...]).",
+                    field="item_id",
+                )
+            try:
+                seq = self._insert_selection(conn, event_id, search_id, item_id, rank)
+            except IntegrityError:  # a concurrent writer used the same event id first
+                conn.rollback()
+                return self._duplicate(event_id, search_id, item_id)
+        return Selection(event_id, search_id, item_id, rank, seq)
+
+    def _duplicate(self, event_id: str, search_id: str, item_id: str) -> Selection:
+        with self.engine.begin() as conn:
+            found = self._existing_event(conn, event_id, search_id, item_id)
+        assert found is not None
+        return found
+
+    @staticmethod
+    def _existing_event(conn: Connection, event_id: str, search_id: str, item_id: str) -> Selection | None:
+        row = conn.execute(select(selections).where(selections.c.event_id == event_id)).first()
+        if row is None:
+            return None
+        if row.search_id != search_id or row.item_id != item_id:
+            raise InvalidInputError(
+                f"event_id {event_id!r} was already used for another selection "
+                f"(search {row.search_id!r}, item {row.item_id!r}); use a new event id.",
+                field="event_id",
+            )
+        return Selection(row.event_id, row.search_id, row.item_id, row.rank, row.seq, duplicate=True)
+
+    @staticmethod
+    def _insert_selection(conn: Connection, event_id: str, search_id: str, item_id: str, rank: int | None) -> int:
+        result = conn.execute(
+            insert(selections).values(
+                event_id=event_id, search_id=search_id, item_id=item_id, rank=rank, created_at=now()
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def record_feedback(self, events: Sequence[FeedbackEvent]) -> list[tuple[str, list[Selection]]]:
+        """Log searches done elsewhere with their selections, all in one transaction.
+
+        Every shown id must be a known item and every selected id must be among
+        the shown ones; otherwise nothing is stored. An event whose ``event_id``
+        was seen before is a no-op returning the first search's id.
+        """
+        out: list[tuple[str, list[Selection]]] = []
+        all_ids = {i for e in events for i in e.shown}
+        known = set(self.get_items(list(all_ids)))
+        missing = sorted(all_ids - known)
+        if missing:
+            raise NotFoundError(
+                f"Unknown item id(s) in shown: {missing[:10]!r}; add them to the catalog first "
+                "(add_items / `embedloop catalog load`). Nothing was stored."
+            )
+        with self.engine.begin() as conn:
+            for event in events:
+                if event.event_id is not None:
+                    prior = conn.scalar(select(searches.c.id).where(searches.c.event_id == event.event_id))
+                    if prior is not None:
+                        out.append((prior, self._selections_of(conn, prior, duplicate=True)))
+                        continue
+                search_id = new_id()
+                self._insert_search(
+                    conn,
+                    search_id,
+                    event.query,
+                    [(i, None) for i in event.shown],
+                    None,
+                    event.user_id,
+                    "external",
+                    event.event_id,
+                )
+                picked: list[Selection] = []
+                for item_id in dict.fromkeys(event.selected):
+                    rank = event.shown.index(item_id) + 1
+                    sel_event = f"{event.event_id}:{item_id}" if event.event_id else new_id()
+                    seq = self._insert_selection(conn, sel_event, search_id, item_id, rank)
+                    picked.append(Selection(sel_event, search_id, item_id, rank, seq))
+                out.append((search_id, picked))
+        return out
+
+    @staticmethod
+    def _selections_of(conn: Connection, search_id: str, *, duplicate: bool = False) -> list[Selection]:
+        rows = conn.execute(select(selections).where(selections.c.search_id == search_id).order_by(selections.c.seq))
+        return [Selection(r.event_id, r.search_id, r.item_id, r.rank, r.seq, duplicate=duplicate) for r in rows]
+
+    # ----------------------------------------------------------------- reading
+    def max_selection_seq(self) -> int:
+        """The newest feedback event's sequence number (0 when none)."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.coalesce(func.max(selections.c.seq), 0))) or 0)
+
+    def count_selections(self, after_seq: int = 0) -> int:
+        """How many feedback events arrived after event ``after_seq``."""
+        with self.engine.connect() as conn:
+            return int(conn.scalar(select(func.count()).where(selections.c.seq > after_seq)) or 0)
+
+    def search_exists(self, search_id: str) -> bool:
+        """Whether a search id is known."""
+        with self.engine.connect() as conn:
+            return conn.scalar(select(searches.c.id).where(searches.c.id == search_id)) is not None
+
+    def feedback_sessions(self, upto_seq: int | None = None) -> list[dict[str, Any]]:
+        """Every search with at least one selection (up to ``upto_seq``), oldest first.
+
+        Each dict: ``search_id``, ``query``, ``user_id``, ``created_at``,
+        ``model_version``, ``shown`` (item ids in rank order), ``scores``,
+        ``selected`` (list of ``(item_id, rank, seq)``), ``last_seq``.
+        """
+        cond = [] if upto_seq is None else [selections.c.seq <= upto_seq]
+        sessions: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
+                .where(*cond)
+                .order_by(selections.c.seq)
+            )
+            for r in rows:
+                s = sessions.setdefault(r.search_id, {"selected": [], "last_seq": 0})
+                s["selected"].append((r.item_id, r.rank, r.seq))
+                s["last_seq"] = max(s["last_seq"], r.seq)
+            ids = list(sessions)
+            for chunk in _chunks(ids):
+                for r in conn.execute(select(searches).where(searches.c.id.in_(chunk))):
+                    sessions[r.id].update(
+                        search_id=r.id,
+                        query=r.query,
+                        user_id=r.user_id,
+                        created_at=r.created_at,
+                        model_version=r.model_version,
+                        shown=[],
+                        scores=[],
+                    )
+                shown = conn.execute(
+                    select(impressions).where(impressions.c.search_id.in_(chunk)).order_by(impressions.c.rank)
+                )
+                for r in shown:
+                    sessions[r.search_id]["shown"].append(r.item_id)
+                    sessions[r.search_id]["scores"].append(r.score)
+        return sorted(sessions.values(), key=lambda s: s["last_seq"])
+
+    def export_feedback(self, fp: IO[str], upto_seq: int | None = None) -> int:
+        """Write one JSON line per search with selections; returns the line count."""
+        count = 0
+        for s in self.feedback_sessions(upto_seq):
+            record = {
+                "search_id": s["search_id"],
+                "query": s["query"],
+                "user_id": s["user_id"],
+                "created_at": s["created_at"].isoformat() if s["created_at"] else None,
+                "model_version": s["model_version"],
+                "shown": [
+                    {"item_id": i, "rank": rank, "score": score}
+                    for rank, (i, score) in enumerate(zip(s["shown"], s["scores"], strict=True), start=1)
+                ],
+                "selected": [{"item_id": i, "rank": rank, "seq": seq} for i, rank, seq in s["selected"]],
+            }
+            fp.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    def stats(self) -> dict[str, Any]:
+        """Counts and simple engagement figures."""
+        with self.engine.connect() as conn:
+            n_searches = int(conn.scalar(select(func.count()).select_from(searches)) or 0)
+            n_impr = int(conn.scalar(select(func.count()).select_from(impressions)) or 0)
+            n_sel = int(conn.scalar(select(func.count()).select_from(selections)) or 0)
+            with_sel = int(conn.scalar(select(func.count(func.distinct(selections.c.search_id)))) or 0)
+            mean_rank = conn.scalar(select(func.avg(selections.c.rank)))
+            n_items = int(conn.scalar(select(func.count()).where(items.c.deleted.is_(False))) or 0)
+        return {
+            "items": n_items,
+            "searches": n_searches,
+            "impressions": n_impr,
+            "selections": n_sel,
+            "searches_with_selection": with_sel,
+            "selection_rate": (with_sel / n_searches) if n_searches else 0.0,
+            "mean_selected_rank": float(mean_rank) if mean_rank is not None else None,
+        }
+
+    def iter_item_texts(self, ids: Iterable[str]) -> dict[str, str]:
+        """Texts of items by id, tombstoned ones included (feedback may name deleted items)."""
+        out: dict[str, str] = {}
+        with self.engine.connect() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids))):
+                out.update(dict(conn.execute(select(items.c.id, items.c.text).where(items.c.id.in_(chunk))).all()))
+        return out

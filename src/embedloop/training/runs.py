@@ -1,0 +1,69 @@
+"""Training-run records: the feedback window each cycle used and what it decided."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import desc, insert, select, update
+
+from embedloop.store import FeedbackStore
+from embedloop.store.schema import training_runs
+from embedloop.store.store import now
+
+#: Statuses after which the feedback in the run's window counts as "used".
+CONSUMED = ("promoted", "rejected")
+
+
+def start_run(store: FeedbackStore, *, parent_version: int, from_seq: int, to_seq: int) -> int:
+    """Record that a cycle started; returns the run id."""
+    with store.engine.begin() as conn:
+        result = conn.execute(
+            insert(training_runs).values(
+                started_at=now(),
+                status="running",
+                parent_version=parent_version,
+                feedback_from_seq=from_seq,
+                feedback_to_seq=to_seq,
+            )
+        )
+        return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+
+def finish_run(store: FeedbackStore, run_id: int, **fields: Any) -> None:
+    """Record a cycle's outcome (status, version, sizes, metrics, reasons)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(training_runs).where(training_runs.c.id == run_id).values(finished_at=now(), **fields))
+
+
+def _as_dict(row: Any) -> dict[str, Any]:
+    data = dict(row._mapping)
+    for key in ("started_at", "finished_at"):
+        if data.get(key) is not None:
+            data[key] = data[key].isoformat()
+    return data
+
+
+def last_run(store: FeedbackStore) -> dict[str, Any] | None:
+    """The newest run, any status."""
+    with store.engine.connect() as conn:
+        row = conn.execute(select(training_runs).order_by(desc(training_runs.c.id)).limit(1)).first()
+    return _as_dict(row) if row is not None else None
+
+
+def list_runs(store: FeedbackStore, limit: int = 50) -> list[dict[str, Any]]:
+    """Runs newest first."""
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(training_runs).order_by(desc(training_runs.c.id)).limit(limit)).all()
+    return [_as_dict(r) for r in rows]
+
+
+def last_trained_seq(store: FeedbackStore) -> int:
+    """The newest feedback event a finished (promoted or rejected) cycle has seen."""
+    with store.engine.connect() as conn:
+        value = conn.scalar(
+            select(training_runs.c.feedback_to_seq)
+            .where(training_runs.c.status.in_(CONSUMED))
+            .order_by(desc(training_runs.c.id))
+            .limit(1)
+        )
+    return int(value or 0)

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from embedloop import ConfigError, LossName, Settings
+
+
+def test_defaults_are_the_specs():
+    s = Settings.from_env({})
+    assert s.embedding_model == "all-mpnet-base-v2"
+    assert s.fine_tune_threshold == 100
+    assert s.check_interval_seconds == 3600
+    assert s.min_accuracy == pytest.approx(0.70)
+
+
+def test_spec_variables_are_read(tmp_path: Path):
+    s = Settings.from_env(
+        {
+            "EMBEDDING_MODEL": "all-MiniLM-L6-v2",
+            "LEARNING_STORAGE_PATH": str(tmp_path),
+            "ADAPTIVE_LEARNING_DB": str(tmp_path / "fb.db"),
+            "EMBEDLOOP_FINE_TUNE_THRESHOLD": "5",
+            "EMBEDLOOP_LOSS": "TRIPLET",
+            "EMBEDLOOP_POSITION_BIAS": "yes",
+        }
+    )
+    assert s.embedding_model == "all-MiniLM-L6-v2"
+    assert s.storage_path == tmp_path
+    assert s.sqlalchemy_url == f"sqlite:///{(tmp_path / 'fb.db').resolve()}"
+    assert s.fine_tune_threshold == 5
+    assert s.loss is LossName.TRIPLET
+    assert s.position_bias is True
+
+
+def test_url_database_is_passed_through(tmp_path: Path):
+    s = Settings(storage_path=tmp_path, database_url="postgresql+psycopg://u@localhost/db")
+    assert s.sqlalchemy_url == "postgresql+psycopg://u@localhost/db"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "fragment"),
+    [
+        ("EMBEDLOOP_FINE_TUNE_THRESHOLD", "many", "an integer"),
+        ("EMBEDLOOP_FINE_TUNE_THRESHOLD", "0", "must be >= 1"),
+        ("EMBEDLOOP_MIN_ACCURACY", "1.5", "between 0 and 1"),
+        ("EMBEDLOOP_CHECK_INTERVAL_SECONDS", "-3", "must be > 0"),
+        ("EMBEDLOOP_LOSS", "hinge", "'mnrl'"),
+        ("EMBEDLOOP_POSITION_BIAS", "maybe", "boolean"),
+    ],
+)
+def test_bad_values_name_variable_value_and_allowed(env: str, value: str, fragment: str):
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env({env: value})
+    message = str(info.value)
+    assert env in message
+    assert value in message
+    assert fragment in message
+
+
+def test_public_dict_masks_tokens(tmp_path: Path):
+    s = Settings(storage_path=tmp_path, api_token="secret")
+    assert s.public_dict()["api_token"] == "***"
