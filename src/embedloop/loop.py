@@ -341,15 +341,24 @@ class EmbedLoop:
 
         return run_cycle(self, force=force)
 
+    def evaluate(self) -> dict[str, Any]:
+        """The active model's metrics on the held-out part of the current feedback."""
+        from embedloop.training.cycle import evaluate_active
+
+        return evaluate_active(self)
+
     def versions(self) -> list[dict[str, Any]]:
         """Kept model versions, newest first, the active one marked."""
         return self.registry.versions()
 
     def activate(self, version: int) -> None:
         """Build ``version``'s index, then switch to it atomically."""
+        self.activate_state(self.searcher.build_state(version, self.load_encoder(version)))
+
+    def activate_state(self, state: ServingState) -> None:
+        """Make a fully built state active: the registry pointer first, then this process's searches."""
         with self._switch_lock:
-            state = self.searcher.build_state(version, self.load_encoder(version))
-            self.registry.activate(version)
+            self.registry.activate(state.version)
             self.searcher.publish(state)
             self._active_stamp = self.registry.active_stamp()
 

@@ -148,13 +148,20 @@ class ModelRegistry:
         return manifest
 
     def activate(self, version: int) -> None:
-        """Point ``ACTIVE`` at ``version`` (one rename), retiring the previous active version."""
+        """Point ``ACTIVE`` at ``version`` (one rename, the commit point), then retire the previous one."""
         previous = self.active_version()
-        self.manifest(version)  # must exist
-        atomic_write_json(self.root / ACTIVE_FILE, {"version": version})
+        before = self.manifest(version)
         self.update(version, status="active", activated=_now())
+        try:
+            atomic_write_json(self.root / ACTIVE_FILE, {"version": version})
+        except BaseException:
+            self.write_manifest(version, before)
+            raise
         if previous is not None and previous != version and self.exists(previous):
-            self.update(previous, status="retired")
+            try:
+                self.update(previous, status="retired")
+            except OSError:  # the switch is done; a stale status is only cosmetic
+                logger.exception("Could not mark version %d retired", previous)
         logger.info("Active model version is now %d (was %s)", version, previous)
 
     def verify(self, version: int) -> None:

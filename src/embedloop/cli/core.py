@@ -1,0 +1,96 @@
+"""Top-level commands: ``search``, ``select``, ``status``, ``finetune``, ``evaluate``."""
+
+from __future__ import annotations
+
+import click
+
+from embedloop.cli.context import CliState, pass_state
+from embedloop.cli.output import key_values, metrics_text, table
+
+#: ``finetune`` exits with this code when the cycle failed (promoted, rejected, skipped: 0).
+EXIT_FINETUNE_FAILED = 1
+
+
+@click.command(short_help="Search the catalog and log what was shown.")
+@click.argument("query")
+@click.option("-k", "k", type=int, default=10, show_default=True, help="How many results to return.")
+@click.option("--user", "user_id", metavar="ID", help="User or session id to log the search under.")
+@pass_state
+def search(state: CliState, query: str, k: int, user_id: str | None) -> None:
+    """Search the catalog for QUERY and log what was shown.
+
+    Prints the ranked results and the search id; pass that id to `select`
+    when the user picks a result.
+    """
+    resp = state.loop.search(query, k=k, user_id=user_id)
+    rows = [[h.rank, h.item_id, h.score, h.text] for h in resp.hits]
+    text = table(["rank", "id", "score", "text"], rows, max_widths={"id": 24, "text": 80})
+    state.emit(resp.to_dict(), f"{text}\n\nsearch id: {resp.search_id} (model version {resp.model_version})")
+
+
+@click.command(short_help="Record that the user picked a result.")
+@click.argument("search_id")
+@click.argument("item_id")
+@click.option("--event-id", metavar="ID", help="Idempotency key: a repeated event id is recorded once.")
+@pass_state
+def select(state: CliState, search_id: str, item_id: str, event_id: str | None) -> None:
+    """Record that the user picked ITEM_ID from the results of SEARCH_ID (record_selection).
+
+    ITEM_ID must be one of the results shown for that search.
+    """
+    sel = state.loop.record_selection(search_id, item_id, event_id=event_id)
+    note = " (duplicate event, already recorded)" if sel.duplicate else ""
+    state.emit(sel.to_dict(), f"Recorded selection of {sel.item_id} at rank {sel.rank}{note}; event id {sel.event_id}.")
+
+
+@click.command(short_help="Feedback count vs threshold, active model.")
+@pass_state
+def status(state: CliState) -> None:
+    """Show whether enough feedback has accumulated to fine-tune, and the active model."""
+    data = state.loop.status()
+    state.emit(data, key_values(data))
+
+
+@click.command(short_help="Train, gate and promote a new model version.")
+@click.option("--force", is_flag=True, help="Run even if the feedback count is below the fine-tuning threshold.")
+@pass_state
+@click.pass_context
+def finetune(ctx: click.Context, state: CliState, force: bool) -> None:
+    """Run one fine-tuning cycle; promote the candidate only if it is better.
+
+    Trains a candidate on the feedback gathered since the last cycle (fine_tune),
+    evaluates it against the active model on held-out feedback, and switches
+    to it only if it passes the gate. Exits 0 when the candidate was
+    promoted or rejected or the cycle was skipped, and 1 when it failed.
+    """
+    result = state.loop.fine_tune(force=force)
+    version = result.get("version")
+    lines = [
+        f"status:  {result.get('status')}",
+        f"version: {version if version is not None else '-'}",
+        "reasons:",
+        *(f"  - {r}" for r in result.get("reasons") or ["(none)"]),
+        "metrics:",
+        metrics_text(result.get("metrics")),
+    ]
+    details = {k: v for k, v in result.items() if k not in ("status", "version", "reasons", "metrics")}
+    if details:
+        lines += ["details:", key_values(details, indent=2)]
+    state.emit(result, "\n".join(lines))
+    if result.get("status") == "failed":
+        ctx.exit(EXIT_FINETUNE_FAILED)
+
+
+@click.command(short_help="Score the active model on held-out feedback.")
+@pass_state
+def evaluate(state: CliState) -> None:
+    """Measure the active model on the held-out part of the feedback (evaluate).
+
+    Uses the same split a fine-tuning cycle would, so the numbers compare
+    with the "active" column of `finetune`.
+    """
+    result = state.loop.evaluate()
+    state.emit(result, key_values(result))
+
+
+COMMANDS = [search, select, status, finetune, evaluate]

@@ -1,0 +1,80 @@
+"""``embedloop models``: list, roll back and prune model versions (versions, rollback, prune)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from embedloop.cli.context import CliState, pass_state
+from embedloop.cli.output import table
+
+
+def _primary_metric(manifest: dict[str, Any]) -> Any:
+    """The version's own value of its primary metric, if its manifest records one."""
+    metrics = manifest.get("metrics")
+    if not isinstance(metrics, dict):
+        return None
+    name = manifest.get("primary_metric") or metrics.get("primary_metric")
+    if not isinstance(name, str):
+        return None
+    own = metrics.get("candidate")
+    return own.get(name) if isinstance(own, dict) else metrics.get(name)
+
+
+@click.group(short_help="List, roll back and prune model versions.")
+def models() -> None:
+    """List model versions, roll back to an earlier one, prune old ones."""
+
+
+@models.command(name="list", short_help="List model versions; * marks the active one.")
+@pass_state
+def list_(state: CliState) -> None:
+    """List kept model versions, newest first; * marks the active one (versions)."""
+    versions = state.loop.versions()
+    rows = [
+        [
+            "*" if m.get("active") else "",
+            m.get("version"),
+            m.get("status"),
+            m.get("parent"),
+            m.get("base_model"),
+            _primary_metric(m),
+            m.get("created"),
+        ]
+        for m in versions
+    ]
+    state.emit(versions, table(["", "version", "status", "parent", "base model", "metric", "created"], rows))
+
+
+@models.command(short_help="Switch back to an earlier model version.")
+@click.option(
+    "--version",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Version to activate; default: the newest promoted version older than the active one.",
+)
+@pass_state
+def rollback(state: CliState, version: int | None) -> None:
+    """Switch searches back to an earlier model version (rollback)."""
+    previous = state.loop.active_version
+    manifest = state.loop.rollback(version=version)
+    state.emit(manifest, f"Active model version is now {manifest['version']} (was {previous}).")
+
+
+@models.command(short_help="Delete old trained model versions.")
+@click.option(
+    "--keep",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    metavar="N",
+    help="How many of the newest trained versions to keep (the active one and the base are always kept).",
+)
+@pass_state
+def prune(state: CliState, keep: int) -> None:
+    """Delete old trained model versions and their indexes (prune)."""
+    result = state.loop.prune(keep=keep)
+    removed = ", ".join(str(v) for v in result["removed"]) or "none"
+    kept = ", ".join(str(v) for v in result["kept"])
+    state.emit(result, f"Removed versions: {removed}. Kept: {kept}.")

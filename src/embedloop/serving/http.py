@@ -1,0 +1,313 @@
+"""HTTP API (FastAPI) over one :class:`~embedloop.EmbedLoop`.
+
+``create_app(loop, settings)`` builds the app; nothing is read from the
+environment here. ``serve(settings, ...)`` runs it with uvicorn plus the
+fine-tuning scheduler. Endpoints mirror the Python API:
+
+=========================  ======================  ==============
+endpoint                   Python API              token
+=========================  ======================  ==============
+``POST /search``           ``loop.search``         -
+``POST /selections``       ``record_selection``    feedback [#]_
+``POST /feedback``         ``record_feedback``     feedback
+``GET /status``            ``status`` (+schedule)  -
+``POST /fine-tune``        ``fine_tune``           admin
+``GET /models``            ``versions``            -
+``POST /models/rollback``  ``rollback``            admin
+``POST /catalog/items``    ``add_items``           admin
+``DELETE /catalog/items``  ``delete_items``        admin
+``GET /health``            liveness                -
+``GET /ready``             readiness (database)    -
+=========================  ======================  ==============
+
+.. [#] Only when ``EMBEDLOOP_FEEDBACK_TOKEN`` is set; the admin token works too.
+
+Admin endpoints need ``Authorization: Bearer <EMBEDLOOP_API_TOKEN>``. With no
+API token configured they answer 403, unless the server was started with
+``insecure=True``, which :func:`serve` allows on a loopback address only.
+Every error is ``{"error": {"type", "message", "field"}}``.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException
+
+import embedloop
+from embedloop.errors import EmbedLoopError
+from embedloop.loop import EmbedLoop
+from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
+from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.settings import Settings
+from embedloop.skills.agent import status_report
+from embedloop.skills.tools import PARAMS
+
+logger = logging.getLogger(__name__)
+
+#: Hard caps of the request models; the configured (smaller) limits are checked by the loop.
+MAX_TEXT = 1_000_000
+MAX_LIST = 100_000
+
+Id = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SearchRequest(_Body):
+    """``POST /search``."""
+
+    query: str = Field(min_length=1, max_length=MAX_TEXT, description=PARAMS["query"])
+    k: int = Field(10, ge=1, le=100_000, strict=True, description=PARAMS["k"])
+    user_id: Id | None = Field(None, description=PARAMS["user_id"])
+
+
+class SelectionRequest(_Body):
+    """``POST /selections``."""
+
+    search_id: Id = Field(description=PARAMS["search_id"])
+    item_id: Id = Field(description=PARAMS["item_id"])
+    event_id: Id | None = Field(None, description=PARAMS["event_id"])
+
+
+class FeedbackRequest(_Body):
+    """``POST /feedback``: a search done elsewhere."""
+
+    query: str = Field(min_length=1, max_length=MAX_TEXT, description=PARAMS["query"])
+    shown: list[Id] = Field(min_length=1, max_length=MAX_LIST, description=PARAMS["shown"])
+    selected: list[Id] = Field(max_length=MAX_LIST, description=PARAMS["selected"])
+    user_id: Id | None = Field(None, description=PARAMS["user_id"])
+    event_id: Id | None = Field(None, description=PARAMS["event_id"])
+
+
+class FineTuneRequest(_Body):
+    """``POST /fine-tune`` (the body is optional)."""
+
+    force: bool = Field(False, strict=True, description=PARAMS["force"])
+
+
+class RollbackRequest(_Body):
+    """``POST /models/rollback`` (the body is optional)."""
+
+    version: int | None = Field(None, ge=0, strict=True, description=PARAMS["version"])
+
+
+class ItemIn(_Body):
+    """One catalog item."""
+
+    id: Id
+    text: str = Field(min_length=1, max_length=MAX_TEXT, description="The text that is embedded and searched.")
+    metadata: dict[str, Any] = Field(default_factory=dict, description="Any JSON object kept with the item.")
+
+
+class UpsertRequest(_Body):
+    """``POST /catalog/items``: insert or update items (all or nothing)."""
+
+    items: list[ItemIn] = Field(min_length=1, max_length=MAX_LIST)
+
+
+class DeleteRequest(_Body):
+    """``DELETE /catalog/items``."""
+
+    ids: list[Id] = Field(min_length=1, max_length=MAX_LIST)
+
+
+def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(EmbedLoopError)
+    async def _domain(_request: Request, exc: EmbedLoopError) -> JSONResponse:
+        return JSONResponse(error_body(type(exc).__name__, str(exc), getattr(exc, "field", None)), exc.http_status)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        first = details[0] if details else {"field": "body", "message": "invalid request"}
+        message = f"{first['field']}: {first['message']}"
+        return JSONResponse(error_body("ValidationError", message, first["field"], details=details), 422)
+
+    @app.exception_handler(HTTPException)
+    async def _http(_request: Request, exc: HTTPException) -> JSONResponse:
+        kind = {401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed"}.get(
+            exc.status_code, "HTTPError"
+        )
+        return JSONResponse(error_body(kind, str(exc.detail)), exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _crash(_request: Request, exc: Exception) -> JSONResponse:
+        logger.error("Unhandled error in a request", exc_info=exc)
+        return JSONResponse(error_body("InternalError", "Internal server error; see the server log."), 500)
+
+
+def _same(given: str, expected: str) -> bool:
+    return secrets.compare_digest(given.encode(), expected.encode())
+
+
+def create_app(
+    loop: EmbedLoop,
+    settings: Settings | None = None,
+    *,
+    insecure: bool = False,
+    scheduler: FineTuneScheduler | None = None,
+) -> FastAPI:
+    """The HTTP API over ``loop``; tokens come from ``settings`` (default: ``loop.settings``)."""
+    settings = settings if settings is not None else loop.settings
+    app = FastAPI(
+        title="embedloop",
+        version=embedloop.__version__,
+        description="Semantic search that fine-tunes itself from its users' selections.",
+    )
+    _install_error_handlers(app)
+    bearer = HTTPBearer(auto_error=False, description="EMBEDLOOP_API_TOKEN (admin) or EMBEDLOOP_FEEDBACK_TOKEN")
+    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+    def _refuse() -> HTTPException:
+        return HTTPException(
+            401, "Missing or wrong bearer token: send 'Authorization: Bearer <token>'.", {"WWW-Authenticate": "Bearer"}
+        )
+
+    def require_admin(credentials: Credentials) -> None:
+        token = settings.api_token
+        if token is None:
+            if insecure:
+                return
+            raise HTTPException(
+                403,
+                "Admin endpoints are disabled: no API token is configured. Set EMBEDLOOP_API_TOKEN and send "
+                "'Authorization: Bearer <token>', or start the server with --insecure on a loopback address.",
+            )
+        if credentials is None or not _same(credentials.credentials, token):
+            raise _refuse()
+
+    def require_feedback(credentials: Credentials) -> None:
+        tokens = [t for t in (settings.feedback_token, settings.api_token) if t]
+        if settings.feedback_token is None:
+            return
+        if credentials is None or not any(_same(credentials.credentials, t) for t in tokens):
+            raise _refuse()
+
+    admin = [Depends(require_admin)]
+    feedback = [Depends(require_feedback)]
+
+    @app.post("/search", tags=["search"])
+    def search(body: SearchRequest) -> dict[str, Any]:
+        """Rank catalog items for a query; report the pick with ``POST /selections`` and the ``search_id``."""
+        return loop.search(body.query, body.k, user_id=body.user_id).to_dict()
+
+    @app.post("/selections", tags=["feedback"], dependencies=feedback)
+    def record_selection(body: SelectionRequest) -> dict[str, Any]:
+        """Log that the user picked ``item_id`` from search ``search_id`` (idempotent by ``event_id``)."""
+        return loop.record_selection(body.search_id, body.item_id, event_id=body.event_id).to_dict()
+
+    @app.post("/feedback", tags=["feedback"], dependencies=feedback)
+    def record_feedback(body: FeedbackRequest) -> dict[str, Any]:
+        """Log a search done elsewhere: query, ids shown in order, ids selected."""
+        return loop.record_feedback(body.query, body.shown, body.selected, user_id=body.user_id, event_id=body.event_id)
+
+    @app.get("/status", tags=["fine-tuning"])
+    def status() -> dict[str, Any]:
+        """Whether to fine-tune (the spec's keys), active version, last run, next scheduled check."""
+        return status_report(loop, scheduler)
+
+    @app.post("/fine-tune", tags=["fine-tuning"], dependencies=admin)
+    def fine_tune(body: FineTuneRequest | None = None) -> dict[str, Any]:
+        """Run one fine-tuning cycle now (minutes); 409 if one is already running."""
+        return fine_tune_exclusive(loop, force=body.force if body is not None else False)
+
+    @app.get("/models", tags=["models"])
+    def versions() -> dict[str, Any]:
+        """Kept model versions, newest first, the active one marked."""
+        return {"active_version": loop.active_version, "versions": loop.versions()}
+
+    @app.post("/models/rollback", tags=["models"], dependencies=admin)
+    def rollback(body: RollbackRequest | None = None) -> dict[str, Any]:
+        """Switch to the previous version, or to ``version``; returns its manifest."""
+        return loop.rollback(body.version if body is not None else None)
+
+    @app.post("/catalog/items", tags=["catalog"], dependencies=admin)
+    def upsert_items(body: UpsertRequest) -> dict[str, int]:
+        """Insert or update items and index them (all or nothing)."""
+        return loop.add_items([item.model_dump() for item in body.items])
+
+    @app.delete("/catalog/items", tags=["catalog"], dependencies=admin)
+    def delete_items(body: DeleteRequest) -> dict[str, int]:
+        """Delete items by id (all or nothing; unknown ids refuse the request)."""
+        return loop.delete_items(body.ids)
+
+    @app.get("/health", tags=["operations"])
+    def health() -> dict[str, str]:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/ready", tags=["operations"], response_model=None)
+    def ready() -> dict[str, Any] | JSONResponse:
+        """Readiness: the database answers and a model version is being served."""
+        try:
+            items = loop.store.count_items()
+            version = loop.active_version
+        except Exception as exc:
+            logger.warning("Readiness check failed: %s", exc)
+            return JSONResponse(error_body("NotReady", f"Not ready: {exc}"), 503)
+        return {"status": "ready", "active_version": version, "items": items}
+
+    return app
+
+
+def serve(
+    settings: Settings,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    insecure: bool = False,
+    with_scheduler: bool = True,
+    *,
+    log_level: str = "info",
+) -> None:
+    """Run the HTTP API (and the fine-tuning scheduler) until SIGINT / SIGTERM."""
+    check_bind(host, insecure)
+    if settings.api_token is None and not insecure:
+        logger.warning("No EMBEDLOOP_API_TOKEN: fine-tune, rollback and catalog endpoints answer 403.")
+    loop = EmbedLoop(settings)
+    scheduler = FineTuneScheduler(loop) if with_scheduler else None
+    app = create_app(loop, settings, insecure=insecure, scheduler=scheduler)
+    if scheduler is not None:
+        scheduler.start()
+    try:
+        run_uvicorn(app, host, port, log_level)
+    finally:
+        if scheduler is not None and not scheduler.stop(timeout=10):
+            logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")
+        loop.close()
+        logger.info("embedloop HTTP server stopped.")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m embedloop.serving.http``: the HTTP API for one storage folder."""
+    args = parse_args(argv, prog="python -m embedloop.serving.http", description="The embedloop HTTP API.", http=True)
+    try:
+        serve(
+            args.settings,
+            args.host,
+            args.port,
+            insecure=args.insecure,
+            with_scheduler=not args.no_scheduler,
+            log_level=args.log_level,
+        )
+    except EmbedLoopError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""MCP server (official ``mcp`` SDK 2.x, ``MCPServer``) over one :class:`~embedloop.EmbedLoop`.
+
+Tools: ``search``, ``record_selection``, ``record_feedback``,
+``check_fine_tuning_status``, ``fine_tune_embeddings``,
+``list_model_versions``, ``rollback_model`` — the skills of
+:class:`~embedloop.skills.Agent2EmbeddingSkill`, with the same descriptions
+as :data:`~embedloop.skills.tools.TOOL_DEFINITIONS`. An embedloop error
+becomes a tool error (``isError``) whose text names the error and the field.
+
+Transports: stdio (an agent launches the server) and streamable HTTP at
+``/mcp``. Over HTTP every request needs ``Authorization: Bearer
+<EMBEDLOOP_API_TOKEN>``; without a token the server starts only with
+``insecure=True`` on a loopback address.
+
+    python -m embedloop.serving.mcp_server --storage ./data --model all-MiniLM-L6-v2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import secrets
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+import embedloop
+from embedloop.errors import ConfigError, EmbedLoopError, InvalidInputError
+from embedloop.loop import EmbedLoop
+from embedloop.scheduler import FineTuneScheduler
+from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.settings import Settings
+from embedloop.skills.agent import Agent2EmbeddingSkill
+from embedloop.skills.tools import DESCRIPTIONS, PARAMS
+
+logger = logging.getLogger(__name__)
+
+INSTRUCTIONS = (
+    "Semantic search over a catalog that improves from feedback. Call search, then report the result the "
+    "user picks with record_selection (or log outside searches with record_feedback). "
+    "check_fine_tuning_status tells whether enough feedback has accumulated; fine_tune_embeddings trains, "
+    "evaluates and promotes a better model; rollback_model undoes a promotion."
+)
+
+Id = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+def tool_error(exc: EmbedLoopError) -> ToolError:
+    """The tool error an agent sees for ``exc``: type, field and the message with its fix."""
+    field = getattr(exc, "field", None)
+    where = f" (field {field!r})" if field else ""
+    return ToolError(f"{type(exc).__name__}{where}: {exc}")
+
+
+def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) -> MCPServer:
+    """An ``MCPServer`` whose tools call ``loop`` through an :class:`Agent2EmbeddingSkill`."""
+    skill = Agent2EmbeddingSkill(loop, scheduler)
+    server: MCPServer = MCPServer(
+        "embedloop", instructions=INSTRUCTIONS, version=embedloop.__version__, log_level="WARNING"
+    )
+
+    async def run(name: str, **arguments: Any) -> Any:
+        try:
+            return await skill.call(name, arguments)
+        except EmbedLoopError as exc:
+            raise tool_error(exc) from exc
+
+    def tool(name: str, **hints: bool) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
+        return server.tool(
+            name=name,
+            description=DESCRIPTIONS[name],
+            annotations=ToolAnnotations(open_world_hint=False, **hints),
+            structured_output=False,
+        )
+
+    @tool("search", read_only_hint=False, destructive_hint=False)
+    async def search(
+        query: Annotated[str, Field(min_length=1, description=PARAMS["query"])],
+        k: Annotated[int, Field(ge=1, le=100_000, strict=True, description=PARAMS["k"])] = 10,
+        user_id: Annotated[Id | None, Field(description=PARAMS["user_id"])] = None,
+    ) -> dict[str, Any]:
+        return await run("search", query=query, k=k, user_id=user_id)  # type: ignore[no-any-return]
+
+    @tool("record_selection", read_only_hint=False, destructive_hint=False, idempotent_hint=True)
+    async def record_selection(
+        search_id: Annotated[Id, Field(description=PARAMS["search_id"])],
+        item_id: Annotated[Id, Field(description=PARAMS["item_id"])],
+        event_id: Annotated[Id | None, Field(description=PARAMS["event_id"])] = None,
+    ) -> dict[str, Any]:
+        return await run("record_selection", search_id=search_id, item_id=item_id, event_id=event_id)  # type: ignore[no-any-return]
+
+    @tool("record_feedback", read_only_hint=False, destructive_hint=False)
+    async def record_feedback(
+        query: Annotated[str, Field(min_length=1, description=PARAMS["query"])],
+        shown: Annotated[list[Id], Field(min_length=1, max_length=100_000, description=PARAMS["shown"])],
+        selected: Annotated[list[Id], Field(max_length=100_000, description=PARAMS["selected"])],
+        user_id: Annotated[Id | None, Field(description=PARAMS["user_id"])] = None,
+        event_id: Annotated[Id | None, Field(description=PARAMS["event_id"])] = None,
+    ) -> dict[str, Any]:
+        return await run(  # type: ignore[no-any-return]
+            "record_feedback", query=query, shown=shown, selected=selected, user_id=user_id, event_id=event_id
+        )
+
+    @tool("check_fine_tuning_status", read_only_hint=True)
+    async def check_fine_tuning_status() -> dict[str, Any]:
+        return await run("check_fine_tuning_status")  # type: ignore[no-any-return]
+
+    @tool("fine_tune_embeddings", read_only_hint=False, destructive_hint=False)
+    async def fine_tune_embeddings(
+        force: Annotated[bool, Field(strict=True, description=PARAMS["force"])] = False,
+    ) -> dict[str, Any]:
+        return await run("fine_tune_embeddings", force=force)  # type: ignore[no-any-return]
+
+    @tool("list_model_versions", read_only_hint=True)
+    async def list_model_versions() -> dict[str, Any]:
+        return {"versions": await run("list_model_versions")}
+
+    @tool("rollback_model", read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+    async def rollback_model(
+        version: Annotated[int | None, Field(ge=0, strict=True, description=PARAMS["version"])] = None,
+    ) -> dict[str, Any]:
+        return await run("rollback_model", version=version)  # type: ignore[no-any-return]
+
+    return server
+
+
+class BearerGuard:
+    """ASGI middleware: every HTTP request must carry ``Authorization: Bearer <token>``.
+
+    With ``token=None`` requests pass (only allowed on loopback with ``insecure``).
+    """
+
+    def __init__(self, app: Any, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """Answer 401 to an HTTP request without the right token; pass everything else on."""
+        if scope["type"] == "http" and self.token is not None:
+            headers = dict(scope.get("headers") or [])
+            given = headers.get(b"authorization", b"")
+            expected = b"Bearer " + self.token.encode()
+            if not secrets.compare_digest(given, expected):
+                body = json.dumps(error_body("Unauthorized", "Send 'Authorization: Bearer <token>'.")).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 401,
+                        "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body})
+                return
+        await self.app(scope, receive, send)
+
+
+def http_app(server: MCPServer, settings: Settings, host: str = "127.0.0.1", insecure: bool = False) -> BearerGuard:
+    """The streamable-HTTP ASGI app (path ``/mcp``) behind the bearer-token check."""
+    check_bind(host, insecure)
+    if settings.api_token is None and not insecure:
+        raise ConfigError(
+            "MCP over HTTP exposes fine-tuning and rollback: set EMBEDLOOP_API_TOKEN, or use --insecure on a "
+            "loopback address (127.0.0.1), or the stdio transport."
+        )
+    return BearerGuard(server.streamable_http_app(host=host), settings.api_token)
+
+
+def run_mcp(
+    settings: Settings,
+    transport: str = "stdio",
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    *,
+    insecure: bool = False,
+    with_scheduler: bool = False,
+) -> None:
+    """Serve the MCP tools over ``transport`` ("stdio" or "http") until the client leaves or a signal arrives."""
+    if transport not in ("stdio", "http"):
+        raise InvalidInputError(f"transport must be 'stdio' or 'http', got {transport!r}.", field="transport")
+    # Over stdio, stdout is the protocol: keep stray prints of model loading off it.
+    with contextlib.redirect_stdout(sys.stderr):
+        loop = EmbedLoop(settings)
+    scheduler = FineTuneScheduler(loop) if with_scheduler else None
+    server = build_server(loop, scheduler)
+    try:
+        app = http_app(server, settings, host, insecure) if transport == "http" else None
+        if scheduler is not None:
+            scheduler.start()
+        if app is not None:
+            run_uvicorn(app, host, port, log_level="warning")
+        else:
+            _run_stdio(server)
+    finally:
+        if scheduler is not None and not scheduler.stop(timeout=10):
+            logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")
+        loop.close()
+
+
+def _run_stdio(server: MCPServer) -> None:
+    def _stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.run("stdio")
+    except KeyboardInterrupt:
+        logger.info("MCP server stopped by a signal.")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m embedloop.serving.mcp_server``: the MCP server for one storage folder."""
+    args = parse_args(argv, prog="python -m embedloop.serving.mcp_server", description="The embedloop MCP server.")
+    try:
+        run_mcp(
+            args.settings,
+            args.transport,
+            args.host,
+            args.port,
+            insecure=args.insecure,
+            with_scheduler=args.with_scheduler,
+        )
+    except EmbedLoopError as exc:
+        logger.error("%s", exc)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+"""One fine-tuning cycle: feedback → examples → candidate → held-out gate → promote or keep.
+
+Every outcome is recorded in ``training_runs`` with its numbers and reasons:
+``skipped`` (not enough feedback, nothing to hold out), ``failed`` (an error;
+the active version is untouched), ``rejected`` (the gate said no) or
+``promoted`` (index built first, then the active pointer switched).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import shutil
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
+from embedloop.index.faiss_index import VectorIndex
+from embedloop.models.encoder import SentenceTransformerEncoder
+from embedloop.registry.registry import folder_checksum
+from embedloop.serving.searcher import ServingState
+from embedloop.store.locks import training_lock
+from embedloop.training.examples import (
+    TrainingExample,
+    add_mined_negatives,
+    examples_from_sessions,
+    expand_by_weight,
+    normalise_query,
+    read_domain_examples,
+    selected_by_query,
+)
+from embedloop.training.finetuner import EmbeddingFineTuner
+from embedloop.training.runs import finish_run, last_trained_seq, start_run
+from embedloop.training.split import split_by_query
+
+if TYPE_CHECKING:
+    from embedloop.loop import EmbedLoop
+
+logger = logging.getLogger(__name__)
+
+
+def _result(status: str, reasons: list[str], **extra: Any) -> dict[str, Any]:
+    return {"status": status, "version": extra.pop("version", None), "metrics": extra.pop("metrics", {}), "reasons": reasons, **extra}
+
+
+def holdout_evaluators(
+    sessions: Sequence[dict[str, Any]], texts: dict[str, str], corpus_ids: list[str], corpus_texts: list[str], batch_size: int
+) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator]:
+    """Triplet accuracy and retrieval evaluators over held-out sessions."""
+    triplets: list[tuple[str, str, str]] = []
+    relevant: dict[str, set[str]] = {}
+    for s in sessions:
+        picked = {item for item, _r, _s in s["selected"]}
+        relevant.setdefault(s["query"], set()).update(i for i in picked if i in texts)
+        for item in picked:
+            for other in s["shown"]:
+                if other not in picked and item in texts and other in texts:
+                    triplets.append((s["query"], texts[item], texts[other]))
+    relevant = {q: r for q, r in relevant.items() if r}
+    return (
+        TripletAccuracyEvaluator(triplets, batch_size=batch_size),
+        RetrievalEvaluator(relevant, corpus_ids, corpus_texts, batch_size=batch_size),
+    )
+
+
+def gate(active: dict[str, float], candidate: dict[str, float], *, min_accuracy: float, tolerance: float, primary: str) -> list[str]:
+    """Reasons to reject the candidate; empty means promote."""
+    reasons = []
+    nan = [k for k, v in candidate.items() if isinstance(v, float) and math.isnan(v)]
+    if nan:
+        reasons.append(f"candidate metrics are NaN: {', '.join(sorted(nan))}")
+    acc = candidate.get("triplet_accuracy", float("nan"))
+    if not acc >= min_accuracy:
+        reasons.append(f"triplet accuracy {acc:.3f} is below the required {min_accuracy:.2f}")
+    cand, base = candidate.get(primary, float("nan")), active.get(primary, float("nan"))
+    if not cand >= base - tolerance:
+        reasons.append(f"{primary} {cand:.4f} is worse than the active model's {base:.4f} (tolerance {tolerance})")
+    return reasons
+
+
+def run_cycle(loop: EmbedLoop, force: bool = False) -> dict[str, Any]:
+    """Run one cycle under the single-flight training lock."""
+    with training_lock(loop.store):
+        return _cycle(loop, force)
+
+
+def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
+    s = loop.settings
+    store = loop.store
+    since = last_trained_seq(store)
+    upto = store.max_selection_seq()
+    new_events = store.count_selections(after_seq=since) if upto > since else 0
+    if new_events == 0:
+        return _result("skipped", [f"no new feedback since the last training (event {since})"], new_events=0)
+    if new_events < s.fine_tune_threshold and not force:
+        return _result(
+            "skipped",
+            [f"{new_events} new feedback events; fine-tuning needs {s.fine_tune_threshold} (use force to run anyway)"],
+            new_events=new_events,
+        )
+    sessions = store.feedback_sessions(upto_seq=upto)
+    if not s.replay:
+        sessions = [x for x in sessions if x["last_seq"] > since]
+    split = split_by_query(sessions, s.holdout_fraction)
+    sizes = {"train_queries": split.train_queries, "holdout_queries": split.holdout_queries}
+    if split.holdout_queries < s.min_holdout_queries or not split.train:
+        return _result(
+            "skipped",
+            [
+                f"too little feedback for a meaningful held-out set: {split.holdout_queries} held-out and "
+                f"{split.train_queries} training queries (need at least {s.min_holdout_queries} held-out queries)"
+            ],
+            new_events=new_events,
+            **sizes,
+        )
+    state = loop.searcher.state
+    assert state is not None
+    parent = state.version
+    run_id = start_run(store, parent_version=parent, from_seq=since, to_seq=upto)
+    version: int | None = None
+    timings: dict[str, float] = {}
+    try:
+        examples, texts = _build_examples(loop, state, split.train, sessions)
+        if len(examples) < s.min_train_examples:
+            reason = f"only {len(examples)} training examples; need {s.min_train_examples}"
+            finish_run(store, run_id, status="skipped", reasons=[reason], train_size=len(examples), holdout_size=len(split.holdout))
+            return _result("skipped", [reason], new_events=new_events, **sizes)
+        catalog_revision = store.catalog_revision()  # read first: later changes are re-applied by sync
+        catalog = store.catalog()
+        corpus_ids, corpus_texts = [r.id for r in catalog], [r.text for r in catalog]
+        texts.update({r.id: r.text for r in catalog})
+        triplet_eval, retrieval_eval = holdout_evaluators(split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size)
+        if not triplet_eval.triplets:
+            reason = "held-out feedback has no skipped results to compare selections against"
+            finish_run(store, run_id, status="skipped", reasons=[reason], train_size=len(examples), holdout_size=len(split.holdout))
+            return _result("skipped", [reason], new_events=new_events, **sizes)
+
+        version = loop.registry.next_version()
+        tick = time.perf_counter()
+        trained = EmbeddingFineTuner(s).train(
+            loop.model_path(parent),
+            expand_by_weight(examples, s.seed),
+            texts,
+            loop.registry.model_dir(version),
+            distill_texts=corpus_texts,
+        )
+        timings["train_seconds"] = round(time.perf_counter() - tick, 3)
+        candidate_encoder = SentenceTransformerEncoder(trained.model)
+
+        tick = time.perf_counter()
+        active_corpus = _catalog_vectors(state, catalog)
+        active_metrics = {**triplet_eval(state.encoder), **retrieval_eval(state.encoder, active_corpus)}
+        candidate_corpus = retrieval_eval.encode_corpus(candidate_encoder, show_progress=loop.searcher.show_progress)
+        candidate_metrics = {**triplet_eval(candidate_encoder), **retrieval_eval(candidate_encoder, candidate_corpus)}
+        timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
+        metrics = {"active": active_metrics, "candidate": candidate_metrics}
+        reasons = gate(
+            active_metrics,
+            candidate_metrics,
+            min_accuracy=s.min_accuracy,
+            tolerance=s.metric_tolerance,
+            primary=retrieval_eval.primary_key,
+        )
+        manifest = {
+            "parent": parent,
+            "base_model": s.embedding_model,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "kind": "full",
+            "feedback_window": {"from_seq": since, "to_seq": upto, "replay": s.replay},
+            "training": {
+                "loss": s.loss.value,
+                "learning_rate": s.learning_rate,
+                "epochs": s.epochs,
+                "batch_size": s.train_batch_size,
+                "hard_negatives": s.hard_negatives,
+                "position_bias": s.position_bias,
+                "distill_weight": s.distill_weight,
+                "seed": s.seed,
+                "rows": trained.rows,
+                "steps": trained.steps,
+                "train_loss": trained.train_loss,
+                "examples_per_second": round(trained.examples_per_second, 2),
+            },
+            "train_examples": len(examples),
+            "holdout_sessions": len(split.holdout),
+            **sizes,
+            "metrics": metrics,
+            "primary_metric": retrieval_eval.primary_key,
+            "checksum": folder_checksum(trained.path),
+            "run_id": run_id,
+        }
+        if reasons:
+            loop.registry.write_manifest(version, {**manifest, "status": "rejected", "reasons": reasons})
+            shutil.rmtree(loop.registry.model_dir(version), ignore_errors=True)
+            status = "rejected"
+            logger.info("Candidate v%d rejected: %s", version, "; ".join(reasons))
+        else:
+            tick = time.perf_counter()
+            _promote(loop, version, manifest, candidate_encoder, catalog, catalog_revision, candidate_corpus)
+            timings["promote_seconds"] = round(time.perf_counter() - tick, 3)
+            status = "promoted"
+            reasons = [
+                f"triplet accuracy {candidate_metrics['triplet_accuracy']:.3f} >= {s.min_accuracy:.2f} and "
+                f"{retrieval_eval.primary_key} {candidate_metrics[retrieval_eval.primary_key]:.4f} >= active "
+                f"{active_metrics[retrieval_eval.primary_key]:.4f}"
+            ]
+        finish_run(
+            store,
+            run_id,
+            status=status,
+            version=version,
+            train_size=len(examples),
+            holdout_size=len(split.holdout),
+            metrics={**metrics, "timings": timings},
+            reasons=reasons,
+        )
+        return _result(
+            status, reasons, version=version, metrics=metrics, new_events=new_events, train_examples=len(examples),
+            holdout_sessions=len(split.holdout), timings=timings, **sizes,
+        )
+    except Exception as exc:  # the active version must survive anything a cycle does
+        logger.exception("Fine-tuning cycle failed")
+        if version is not None and loop.registry.active_version() != version:
+            if loop.registry.exists(version):
+                loop.registry.update(version, status="failed", failure=str(exc))
+            shutil.rmtree(loop.registry.model_dir(version), ignore_errors=True)
+            loop.registry.discard_folder(version)
+        reasons = [f"{type(exc).__name__}: {exc}"]
+        finish_run(store, run_id, status="failed", version=version, reasons=reasons)
+        return _result("failed", reasons, version=version, timings=timings)
+
+
+def _catalog_vectors(state: ServingState, catalog: Sequence[Any]) -> np.ndarray:
+    """The serving index's vectors for ``catalog``, encoding any item it does not hold yet."""
+    held = set(state.items)
+    vectors = np.zeros((len(catalog), state.index.dimension), dtype=np.float32)
+    have = [i for i, r in enumerate(catalog) if r.key in held]
+    if have:
+        vectors[have] = state.index.vectors([catalog[i].key for i in have])
+    missing = [i for i, r in enumerate(catalog) if r.key not in held]
+    if missing:
+        vectors[missing] = state.encoder.encode([catalog[i].text for i in missing])
+    return vectors
+
+
+def evaluate_active(loop: EmbedLoop) -> dict[str, Any]:
+    """The active model's held-out metrics on the current feedback (the split a cycle would use)."""
+    s = loop.settings
+    state = loop.searcher.state
+    assert state is not None
+    split = split_by_query(loop.store.feedback_sessions(), s.holdout_fraction)
+    catalog = loop.store.catalog()
+    texts = {r.id: r.text for r in catalog}
+    triplet_eval, retrieval_eval = holdout_evaluators(
+        split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], s.encode_batch_size
+    )
+    metrics = {**triplet_eval(state.encoder), **retrieval_eval(state.encoder, _catalog_vectors(state, catalog))}
+    return {
+        "version": state.version,
+        "metrics": metrics,
+        "holdout_queries": split.holdout_queries,
+        "holdout_sessions": len(split.holdout),
+        "primary_metric": retrieval_eval.primary_key,
+    }
+
+
+def _build_examples(
+    loop: EmbedLoop, state: ServingState, train: list[dict[str, Any]], all_sessions: list[dict[str, Any]]
+) -> tuple[list[TrainingExample], dict[str, str]]:
+    s = loop.settings
+    guard = selected_by_query(all_sessions)
+    examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias)
+
+    def mine(queries: list[str], n: int) -> list[list[str]]:
+        vectors = state.encoder.encode(queries, batch_size=s.encode_batch_size)
+        with state.lock:
+            scores, keys = state.index.search(vectors, n)
+            return [[state.items[int(k)][0] for k in row if k >= 0 and int(k) in state.items] for row in keys]
+
+    mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives)
+    ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
+    texts = loop.store.iter_item_texts(ids)
+    examples = [ex for ex in examples if ex.positive in texts]
+    _pad_negatives(examples, list(state.items.values()), guard, s.hard_negatives, s.seed)
+    if s.domain_examples_path is not None:
+        examples.extend(read_domain_examples(s.domain_examples_path))
+    logger.info("Built %d training examples (%d mined negatives)", len(examples), mined)
+    return examples, texts
+
+
+def _pad_negatives(
+    examples: list[TrainingExample], catalog: list[tuple[str, str]], guard: dict[str, set[str]], n: int, seed: int
+) -> None:
+    """Give every example at least ``n`` negatives, with random catalog items if need be."""
+    rng = random.Random(seed)
+    ids = [i for i, _t in catalog]
+    if not ids:
+        return
+    for ex in examples:
+        never = guard.get(normalise_query(ex.query), set())
+        tries = 0
+        while len(ex.negatives) < n and tries < 10 * n:
+            tries += 1
+            pick = rng.choice(ids)
+            if pick != ex.positive and pick not in never and pick not in ex.negatives:
+                ex.negatives.append(pick)
+
+
+def _promote(
+    loop: EmbedLoop,
+    version: int,
+    manifest: dict[str, Any],
+    encoder: SentenceTransformerEncoder,
+    catalog: Sequence[Any],
+    catalog_revision: int,
+    corpus: np.ndarray,
+) -> None:
+    """Build the new version's index first, then switch the active pointer (one rename)."""
+    loop.registry.write_manifest(version, {**manifest, "status": "candidate"})
+    index = VectorIndex(encoder.dimension, revision=catalog_revision)
+    index.upsert([r.key for r in catalog], corpus)
+    state = ServingState(version, encoder, index, {r.key: (r.id, r.text) for r in catalog})
+    loop.searcher.sync(state)  # catalog changes made while training
+    state.index.save(loop.searcher.index_dir(version))
+    loop.activate_state(state)

@@ -1,0 +1,159 @@
+"""``EmbeddingFineTuner`` (the spec's class): trains a candidate from a parent model.
+
+It uses sentence-transformers' own trainer, so the same code runs on one CPU,
+one GPU, or several devices under ``torchrun`` / ``accelerate launch`` (the
+trainer handles DDP; see ``docs/training.md``). Guards against forgetting: a
+small learning rate, one epoch by default, replay of earlier feedback (the
+cycle's job), and an optional distillation term toward the parent.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from embedloop.settings import LossName, Settings
+from embedloop.training.examples import TrainingExample
+from embedloop.training.losses import build_distill_loss, build_loss
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced and how fast."""
+
+    path: Path
+    rows: int
+    steps: int
+    seconds: float
+    train_loss: float | None
+    model: Any = None
+
+    @property
+    def examples_per_second(self) -> float:
+        """Training rows processed per second (all epochs)."""
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+
+def feedback_rows(
+    examples: Sequence[TrainingExample], texts: Mapping[str, str], loss: LossName, negatives: int
+) -> dict[str, list[str]]:
+    """Dataset columns for ``loss`` from examples (ids resolved to texts)."""
+
+    def text_of(ex: TrainingExample) -> tuple[str, list[str]]:
+        if ex.positive_text is not None:
+            return ex.positive_text, list(ex.negative_texts)
+        return texts[ex.positive], [texts[n] for n in ex.negatives if n in texts]
+
+    columns: dict[str, list[str]] = {"anchor": [], "positive": []}
+    if loss is LossName.TRIPLET:
+        columns["negative"] = []
+        for ex in examples:
+            pos, negs = text_of(ex)
+            for neg in negs[: max(1, negatives)]:
+                columns["anchor"].append(ex.query)
+                columns["positive"].append(pos)
+                columns["negative"].append(neg)
+        return columns
+    for i in range(negatives):
+        columns[f"negative_{i + 1}"] = []
+    for ex in examples:
+        pos, negs = text_of(ex)
+        if negatives and not negs:
+            continue  # the cycle pads negatives; a domain pair without one cannot fill the columns
+        columns["anchor"].append(ex.query)
+        columns["positive"].append(pos)
+        for i in range(negatives):
+            columns[f"negative_{i + 1}"].append(negs[i % len(negs)])
+    return columns
+
+
+class EmbeddingFineTuner:
+    """Fine-tunes a sentence-transformers model on feedback examples."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def train(
+        self,
+        parent: Path | Any,
+        examples: Sequence[TrainingExample],
+        texts: Mapping[str, str],
+        output_dir: Path,
+        *,
+        distill_texts: Sequence[str] = (),
+    ) -> TrainResult:
+        """Train from ``parent`` (a folder or a loaded model) and save the candidate to ``output_dir``."""
+        from datasets import Dataset
+        from sentence_transformers import (
+            SentenceTransformer,
+            SentenceTransformerTrainer,
+            SentenceTransformerTrainingArguments,
+        )
+
+        s = self.settings
+        model = (
+            parent
+            if not isinstance(parent, str | Path)
+            else SentenceTransformer(str(parent), device=s.device or "cpu", local_files_only=True)
+        )
+        if (model.max_seq_length or 0) > s.max_seq_length:
+            model.max_seq_length = s.max_seq_length
+        columns = feedback_rows(examples, texts, s.loss, s.hard_negatives)
+        rows = len(columns["anchor"])
+        if rows == 0:
+            raise ValueError("No training rows could be built from the examples.")
+        train_data: Any = Dataset.from_dict(columns)
+        loss: Any = build_loss(s.loss, model)
+        if s.distill_weight > 0 and distill_texts:
+            sample = list(distill_texts)
+            random.Random(s.seed).shuffle(sample)
+            sample = sample[: max(rows, 64)]
+            labels = model.encode(sample, batch_size=s.encode_batch_size, convert_to_numpy=True)
+            distill = Dataset.from_dict({"text": sample, "label": [v.tolist() for v in labels]})
+            train_data = {"feedback": train_data, "distill": distill}
+            loss = {"feedback": loss, "distill": build_distill_loss(model, s.distill_weight)}
+            rows += len(sample)
+        scratch = Path(tempfile.mkdtemp(prefix="embedloop-train-"))
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(scratch),
+            num_train_epochs=s.epochs,
+            per_device_train_batch_size=max(2, min(s.train_batch_size, rows)),
+            learning_rate=s.learning_rate,
+            warmup_steps=0.1,  # a float is a ratio of all steps (transformers v5)
+            seed=s.seed,
+            data_seed=s.seed,
+            batch_sampler="no_duplicates" if s.loss is LossName.MNRL else "batch_sampler",
+            save_strategy="no",
+            report_to="none",
+            logging_steps=max(1, rows // max(2, s.train_batch_size) // 5),
+            disable_tqdm=not s.show_progress,
+            use_cpu=(s.device or "cpu") == "cpu",
+            dataloader_drop_last=False,
+        )
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
+        logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
+        started = time.perf_counter()
+        try:
+            output = trainer.train()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        seconds = time.perf_counter() - started
+        output_dir.mkdir(parents=True, exist_ok=True)
+        model.save(str(output_dir))
+        return TrainResult(
+            path=output_dir,
+            rows=rows * s.epochs,
+            steps=int(output.global_step),
+            seconds=seconds,
+            train_loss=float(output.training_loss) if output.training_loss is not None else None,
+            model=model,
+        )
