@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
@@ -387,21 +388,19 @@ class EmbedLoop:
         return self.registry.manifest(version)
 
     def prune(self, keep: int = 5) -> dict[str, Any]:
-        """Delete all but the ``keep`` newest trained versions; never the active one or the base."""
+        """Keep ``keep`` trained versions (the active one first, then the newest); delete the rest.
+
+        The base version 0 has no weights of its own and is always kept.
+        """
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise InvalidInputError(f"keep must be an integer >= 1, got {keep!r}.", field="keep")
         active = self.active_version
         trained = [m["version"] for m in self.registry.manifests() if m["version"] != 0]
+        ordered = ([active] if active in trained else []) + [v for v in trained if v != active]
         removed = []
-        for version in trained[keep:]:
-            if version == active:
-                continue
+        for version in ordered[keep:]:
             self.registry.remove(version)
-            index_dir = self.searcher.index_dir(version)
-            if index_dir.exists():
-                import shutil
-
-                shutil.rmtree(index_dir, ignore_errors=True)
+            shutil.rmtree(self.searcher.index_dir(version), ignore_errors=True)
             removed.append(version)
         return {"removed": removed, "kept": [m["version"] for m in self.registry.manifests()]}
 
