@@ -173,12 +173,14 @@ class EmbedLoop:
         """
         if isinstance(items, str | bytes | Mapping):
             raise InvalidInputError("items must be a list of {'id': ..., 'text': ...} objects.", field="items")
-        rows = validate_items(list(items), max_text_length=self.settings.max_text_length)
+        rows = validate_items(list(items), max_text_length=self.settings.max_text_length)  # type: ignore[arg-type]
         return self._upsert(rows)
 
     def load_catalog(self, path: str | Path, *, id_field: str = "id", text_field: str = "text") -> dict[str, int]:
         """Upsert every row of a CSV / JSONL (optionally .gz) file and index it."""
-        rows = read_catalog_file(path, id_field=id_field, text_field=text_field, max_text_length=self.settings.max_text_length)
+        rows = read_catalog_file(
+            path, id_field=id_field, text_field=text_field, max_text_length=self.settings.max_text_length
+        )
         return self._upsert(rows)
 
     def load_demo_catalog(self, limit: int | None = None) -> dict[str, int]:
@@ -259,7 +261,11 @@ class EmbedLoop:
             try:
                 checked.append(
                     self._check_event(
-                        data.get("query"), data.get("shown"), data.get("selected"), data.get("user_id"), data.get("event_id")
+                        data.get("query"),
+                        data.get("shown"),
+                        data.get("selected"),
+                        data.get("user_id"),
+                        data.get("event_id"),
                     )
                 )
             except InvalidInputError as exc:
@@ -271,7 +277,9 @@ class EmbedLoop:
         query = check_text(query, "query", max_length=self.settings.max_text_length)
         shown_ids = check_id_list(shown, "shown")
         if len(shown_ids) > self.settings.max_k:
-            raise InvalidInputError(f"shown has {len(shown_ids)} ids; the limit is {self.settings.max_k}.", field="shown")
+            raise InvalidInputError(
+                f"shown has {len(shown_ids)} ids; the limit is {self.settings.max_k}.", field="shown"
+            )
         selected_ids = check_id_list(selected, "selected", allow_empty=True)
         not_shown = [i for i in selected_ids if i not in shown_ids]
         if not_shown:

@@ -13,7 +13,7 @@ import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from enum import Enum
+from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from embedloop.errors import ConfigError
 DEFAULT_MODEL = "all-mpnet-base-v2"
 
 
-class LossName(str, Enum):
+class LossName(StrEnum):
     """Training objective. See ``embedloop.training.losses``."""
 
     MNRL = "mnrl"

@@ -40,7 +40,9 @@ def check_id(value: Any, field: str) -> str:
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(f"{field} must be a non-empty string, got {_preview(value)}.", field=field)
     if len(value) > 512 or "\x00" in value:
-        raise InvalidInputError(f"{field} must be at most 512 characters without NUL, got {_preview(value)}.", field=field)
+        raise InvalidInputError(
+            f"{field} must be at most 512 characters without NUL, got {_preview(value)}.", field=field
+        )
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:

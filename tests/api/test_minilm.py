@@ -9,7 +9,12 @@ from embedloop import EmbedLoop, ModelNotFoundError, Settings
 
 def test_quickstart_lines(storage):
     loop = EmbedLoop(Settings(storage_path=storage, embedding_model="all-MiniLM-L6-v2"))
-    loop.add_items([{"id": "AAPL", "text": "AAPL - Apple Inc. Common Stock"}, {"id": "APLE", "text": "APLE - Apple Hospitality REIT"}])
+    loop.add_items(
+        [
+            {"id": "AAPL", "text": "AAPL - Apple Inc. Common Stock"},
+            {"id": "APLE", "text": "APLE - Apple Hospitality REIT"},
+        ]
+    )
     resp = loop.search("Apple stock price", k=10)
     loop.record_selection(resp.search_id, "AAPL")
     loop.record_feedback("Apple stock price", shown=["APLE", "AAPL"], selected=["AAPL"])

@@ -49,7 +49,10 @@ def test_external_feedback(fake_loop: EmbedLoop, finance_items):
     assert again["search_id"] == out["search_id"]
     assert fake_loop.status()["feedback_count"] == 1
     batch = fake_loop.record_feedback_batch(
-        [{"query": "msft", "shown": ["MSFT"], "selected": ["MSFT"]}, {"query": "tsla", "shown": ["TSLA", "SPY"], "selected": []}]
+        [
+            {"query": "msft", "shown": ["MSFT"], "selected": ["MSFT"]},
+            {"query": "tsla", "shown": ["TSLA", "SPY"], "selected": []},
+        ]
     )
     assert batch == {"events": 2, "selections": 1}
 

@@ -79,9 +79,9 @@ def test_external_feedback_is_all_or_nothing(store: FeedbackStore):
     with pytest.raises(NotFoundError, match="ZZZ"):
         store.record_feedback([ok, bad])
     assert store.count_selections() == 0
-    (sid, picked), = store.record_feedback([ok])
+    ((sid, picked),) = store.record_feedback([ok])
     assert [(p.item_id, p.rank) for p in picked] == [("B", 2)]
-    (sid2, again), = store.record_feedback([ok])
+    ((sid2, again),) = store.record_feedback([ok])
     assert sid2 == sid and again[0].duplicate
     assert store.count_selections() == 1
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from embedloop import EmbedLoop, Settings
+from embedloop import EmbedLoop
 
 CATALOG = {
     "AAPL": "AAPL - Apple Inc. Common Stock",
@@ -32,13 +32,24 @@ CATALOG = {
 #: What users mean by each phrasing (the target they select).
 INTENTS = {
     "AAPL": [
-        "cupertino iphone maker shares", "tim cook apple stock", "apple computer company equity",
-        "macbook maker stock", "cupertino company shares", "iphone company stock", "apple stock price",
-        "buy apple shares", "ipad maker equity", "apple inc stock quote",
+        "cupertino iphone maker shares",
+        "tim cook apple stock",
+        "apple computer company equity",
+        "macbook maker stock",
+        "cupertino company shares",
+        "iphone company stock",
+        "apple stock price",
+        "buy apple shares",
+        "ipad maker equity",
+        "apple inc stock quote",
     ],
     "AAPU": [
-        "leveraged apple etf", "2x long apple fund", "apple bull 2x etf", "double apple exposure etf",
-        "apple daily bull shares", "long apple leveraged shares",
+        "leveraged apple etf",
+        "2x long apple fund",
+        "apple bull 2x etf",
+        "double apple exposure etf",
+        "apple daily bull shares",
+        "long apple leveraged shares",
     ],
     "APLE": ["apple hotel reit", "hospitality reit apple", "apple hospitality shares", "hotel reit named apple"],
     "MSFT": ["windows maker stock", "microsoft shares", "xbox company stock"],
@@ -73,5 +84,3 @@ def simulate(loop: EmbedLoop, *, rounds: int = 2, wrong: bool = False, seed: int
 def rank_of(loop: EmbedLoop, query: str, item: str) -> int:
     hits = loop.search(query, k=len(CATALOG)).hits
     return next(h.rank for h in hits if h.item_id == item)
-
-

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from feedback_sim import HELD_OUT, simulate
 
 from embedloop import EmbedLoop
-from feedback_sim import HELD_OUT, simulate
 
 pytestmark = pytest.mark.slow
 

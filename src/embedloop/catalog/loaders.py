@@ -44,7 +44,9 @@ def read_catalog_file(
             raw = gzip.decompress(raw)
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise CatalogError(f"Catalog file {str(path)!r} is not UTF-8 text (byte {exc.start}); re-save it as UTF-8.") from None
+        raise CatalogError(
+            f"Catalog file {str(path)!r} is not UTF-8 text (byte {exc.start}); re-save it as UTF-8."
+        ) from None
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise CatalogError(f"Cannot read catalog file {str(path)!r}: {exc}") from None
     rows: list[tuple[int, Any]]
@@ -66,9 +68,11 @@ def read_catalog_file(
                 continue
             try:
                 rows.append((n, json.loads(line)))
-            except ValueError as exc:
+            except json.JSONDecodeError as exc:
                 raise CatalogError(f"{path}: line {n} is not valid JSON ({exc.msg}); nothing was loaded.") from None
-    return validate_items(rows, id_field=id_field, text_field=text_field, max_text_length=max_text_length, where=str(path))
+    return validate_items(
+        rows, id_field=id_field, text_field=text_field, max_text_length=max_text_length, where=str(path)
+    )
 
 
 def validate_items(
@@ -93,18 +97,24 @@ def validate_items(
             row = {"id": row.id, "text": row.text, "metadata": row.metadata}
             item_id, text = row["id"], row["text"]
         elif not isinstance(row, Mapping):
-            raise CatalogError(f"{label} is a {type(row).__name__}, expected an object with {id_field!r} and {text_field!r}.")
+            raise CatalogError(
+                f"{label} is a {type(row).__name__}, expected an object with {id_field!r} and {text_field!r}."
+            )
         else:
             item_id, text = row.get(id_field), row.get(text_field)
         if isinstance(item_id, int) and not isinstance(item_id, bool):
             item_id = str(item_id)
         if not isinstance(item_id, str) or not item_id.strip():
-            raise CatalogError(f"{label} has no {id_field!r} (got {item_id!r}); every item needs a non-empty id. Nothing was loaded.")
+            raise CatalogError(
+                f"{label} has no {id_field!r} (got {item_id!r}); every item needs a non-empty id. Nothing was loaded."
+            )
         item_id = item_id.strip()
         if len(item_id) > 512:
             raise CatalogError(f"{label}: id is {len(item_id)} characters long; the limit is 512. Nothing was loaded.")
         if not isinstance(text, str) or not text.strip():
-            raise CatalogError(f"{label} (id {item_id!r}) has no {text_field!r}; every item needs non-empty text. Nothing was loaded.")
+            raise CatalogError(
+                f"{label} (id {item_id!r}) has no {text_field!r}; every item needs non-empty text. Nothing was loaded."
+            )
         if len(text) > max_text_length:
             raise CatalogError(
                 f"{label} (id {item_id!r}): text is {len(text)} characters; the limit is {max_text_length} "

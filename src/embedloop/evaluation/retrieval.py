@@ -55,7 +55,9 @@ class RetrievalEvaluator(Evaluator):
     def __call__(self, encoder: Encoder, corpus_vectors: np.ndarray | None = None) -> dict[str, float]:
         """Mean metrics over the held-out queries."""
         if not self.queries or not self.corpus_ids:
-            return self.prefixed({f"ndcg@{self.k}": float("nan"), f"mrr@{self.k}": float("nan"), f"recall@{self.k}": float("nan")})
+            return self.prefixed(
+                {f"ndcg@{self.k}": float("nan"), f"mrr@{self.k}": float("nan"), f"recall@{self.k}": float("nan")}
+            )
         corpus = corpus_vectors if corpus_vectors is not None else self.encode_corpus(encoder)
         queries = encoder.encode(self.queries, batch_size=self.batch_size)
         scores = queries @ corpus.T

@@ -73,14 +73,14 @@ class VectorIndex:
             raise ValueError(f"vectors shape {vectors.shape} does not match {len(keys)} keys x {self.dimension}")
         ids = np.asarray(keys, dtype=np.int64)
         with self._lock:
-            self._index.remove_ids(ids)
+            self._index.remove_ids(ids)  # type: ignore[arg-type]
             self._index.add_with_ids(np.ascontiguousarray(vectors, dtype=np.float32), ids)
 
     def remove(self, keys: Sequence[int]) -> None:
         """Drop the vectors of ``keys`` (unknown keys are ignored)."""
         if len(keys):
             with self._lock:
-                self._index.remove_ids(np.asarray(keys, dtype=np.int64))
+                self._index.remove_ids(np.asarray(keys, dtype=np.int64))  # type: ignore[arg-type]
 
     def search(self, vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` scores and keys for each row of ``vectors`` (keys are -1 past the end)."""
@@ -92,14 +92,16 @@ class VectorIndex:
     def vectors(self, keys: Sequence[int]) -> np.ndarray:
         """The stored vectors of ``keys``, in order."""
         with self._lock:
-            return np.vstack([self._index.reconstruct(int(k)) for k in keys]) if len(keys) else np.zeros(
-                (0, self.dimension), dtype=np.float32
+            return (
+                np.vstack([self._index.reconstruct(int(k)) for k in keys])
+                if len(keys)
+                else np.zeros((0, self.dimension), dtype=np.float32)
             )
 
     def keys(self) -> np.ndarray:
         """Every key in the index."""
         with self._lock:
-            return faiss.vector_to_array(self._index.id_map).copy()
+            return faiss.vector_to_array(self._index.id_map).copy()  # type: ignore[attr-defined]
 
     def save(self, folder: Path) -> None:
         """Persist to ``folder`` atomically (index file first, then the state that names its hash)."""

@@ -52,7 +52,9 @@ class SentenceTransformerEncoder:
         self.texts_encoded = 0
 
     @classmethod
-    def load(cls, path: Path, *, device: str | None = None, max_seq_length: int | None = None) -> SentenceTransformerEncoder:
+    def load(
+        cls, path: Path, *, device: str | None = None, max_seq_length: int | None = None
+    ) -> SentenceTransformerEncoder:
         """Load a sentence-transformers folder offline."""
         from sentence_transformers import SentenceTransformer
 

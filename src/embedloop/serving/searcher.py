@@ -73,7 +73,12 @@ class Searcher:
             try:
                 index = VectorIndex.load(folder)
                 if index.dimension != encoder.dimension:
-                    logger.warning("Index %s has dimension %d, model has %d: rebuilding", folder, index.dimension, encoder.dimension)
+                    logger.warning(
+                        "Index %s has dimension %d, model has %d: rebuilding",
+                        folder,
+                        index.dimension,
+                        encoder.dimension,
+                    )
                     index = None
             except ModelIntegrityError as exc:
                 logger.warning("%s", exc)
@@ -102,7 +107,9 @@ class Searcher:
         live = [r for r in rows if not r.deleted]
         gone = [r.key for r in rows if r.deleted]
         vectors = state.encoder.encode(
-            [r.text for r in live], batch_size=self.encode_batch_size, show_progress=self.show_progress and len(live) > 256
+            [r.text for r in live],
+            batch_size=self.encode_batch_size,
+            show_progress=self.show_progress and len(live) > 256,
         )
         with state.lock:
             state.index.remove(gone)

@@ -105,9 +105,7 @@ class FeedbackStore:
         with self.engine.begin() as conn:
             live: set[str] = set()
             for chunk in _chunks(wanted):
-                live.update(
-                    conn.scalars(select(items.c.id).where(items.c.id.in_(chunk), items.c.deleted.is_(False)))
-                )
+                live.update(conn.scalars(select(items.c.id).where(items.c.id.in_(chunk), items.c.deleted.is_(False))))
             missing = [i for i in wanted if i not in live]
             if missing:
                 raise NotFoundError(

@@ -44,11 +44,21 @@ logger = logging.getLogger(__name__)
 
 
 def _result(status: str, reasons: list[str], **extra: Any) -> dict[str, Any]:
-    return {"status": status, "version": extra.pop("version", None), "metrics": extra.pop("metrics", {}), "reasons": reasons, **extra}
+    return {
+        "status": status,
+        "version": extra.pop("version", None),
+        "metrics": extra.pop("metrics", {}),
+        "reasons": reasons,
+        **extra,
+    }
 
 
 def holdout_evaluators(
-    sessions: Sequence[dict[str, Any]], texts: dict[str, str], corpus_ids: list[str], corpus_texts: list[str], batch_size: int
+    sessions: Sequence[dict[str, Any]],
+    texts: dict[str, str],
+    corpus_ids: list[str],
+    corpus_texts: list[str],
+    batch_size: int,
 ) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator]:
     """Triplet accuracy and retrieval evaluators over held-out sessions."""
     triplets: list[tuple[str, str, str]] = []
@@ -67,7 +77,9 @@ def holdout_evaluators(
     )
 
 
-def gate(active: dict[str, float], candidate: dict[str, float], *, min_accuracy: float, tolerance: float, primary: str) -> list[str]:
+def gate(
+    active: dict[str, float], candidate: dict[str, float], *, min_accuracy: float, tolerance: float, primary: str
+) -> list[str]:
     """Reasons to reject the candidate; empty means promote."""
     reasons = []
     nan = [k for k, v in candidate.items() if isinstance(v, float) and math.isnan(v)]
@@ -127,16 +139,32 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         examples, texts = _build_examples(loop, state, split.train, sessions)
         if len(examples) < s.min_train_examples:
             reason = f"only {len(examples)} training examples; need {s.min_train_examples}"
-            finish_run(store, run_id, status="skipped", reasons=[reason], train_size=len(examples), holdout_size=len(split.holdout))
+            finish_run(
+                store,
+                run_id,
+                status="skipped",
+                reasons=[reason],
+                train_size=len(examples),
+                holdout_size=len(split.holdout),
+            )
             return _result("skipped", [reason], new_events=new_events, **sizes)
         catalog_revision = store.catalog_revision()  # read first: later changes are re-applied by sync
         catalog = store.catalog()
         corpus_ids, corpus_texts = [r.id for r in catalog], [r.text for r in catalog]
         texts.update({r.id: r.text for r in catalog})
-        triplet_eval, retrieval_eval = holdout_evaluators(split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size)
+        triplet_eval, retrieval_eval = holdout_evaluators(
+            split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size
+        )
         if not triplet_eval.triplets:
             reason = "held-out feedback has no skipped results to compare selections against"
-            finish_run(store, run_id, status="skipped", reasons=[reason], train_size=len(examples), holdout_size=len(split.holdout))
+            finish_run(
+                store,
+                run_id,
+                status="skipped",
+                reasons=[reason],
+                train_size=len(examples),
+                holdout_size=len(split.holdout),
+            )
             return _result("skipped", [reason], new_events=new_events, **sizes)
 
         version = loop.registry.next_version()
@@ -219,8 +247,15 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             reasons=reasons,
         )
         return _result(
-            status, reasons, version=version, metrics=metrics, new_events=new_events, train_examples=len(examples),
-            holdout_sessions=len(split.holdout), timings=timings, **sizes,
+            status,
+            reasons,
+            version=version,
+            metrics=metrics,
+            new_events=new_events,
+            train_examples=len(examples),
+            holdout_sessions=len(split.holdout),
+            timings=timings,
+            **sizes,
         )
     except Exception as exc:  # the active version must survive anything a cycle does
         logger.exception("Fine-tuning cycle failed")

@@ -125,7 +125,9 @@ def read_domain_examples(path: Path) -> list[TrainingExample]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidInputError(f"Cannot read domain examples {str(path)!r}: {exc}", field="domain_examples_path") from None
+        raise InvalidInputError(
+            f"Cannot read domain examples {str(path)!r}: {exc}", field="domain_examples_path"
+        ) from None
     for n, line in enumerate(lines, start=1):
         if not line.strip():
             continue
@@ -133,7 +135,10 @@ def read_domain_examples(path: Path) -> list[TrainingExample]:
             row = json.loads(line)
         except ValueError:
             raise InvalidInputError(f"{path}: line {n} is not valid JSON.", field="domain_examples_path") from None
-        query, positive = row.get("query") if isinstance(row, dict) else None, row.get("positive") if isinstance(row, dict) else None
+        query, positive = (
+            row.get("query") if isinstance(row, dict) else None,
+            row.get("positive") if isinstance(row, dict) else None,
+        )
         if not isinstance(query, str) or not query.strip() or not isinstance(positive, str) or not positive.strip():
             raise InvalidInputError(
                 f"{path}: line {n} needs non-empty string fields 'query' and 'positive'.", field="domain_examples_path"
