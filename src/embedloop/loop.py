@@ -350,11 +350,15 @@ class EmbedLoop:
 
         return run_cycle(self, force=force)
 
-    def evaluate(self) -> dict[str, Any]:
-        """The active model's metrics on the held-out part of the current feedback."""
+    def evaluate(self, candidate: str | Path | None = None) -> dict[str, Any]:
+        """The active model's metrics on the held-out part of the current feedback.
+
+        ``candidate``: a model folder to score against the same held-out set
+        and gate (e.g. one trained under ``torchrun``); nothing is promoted.
+        """
         from embedloop.training.cycle import evaluate_active
 
-        return evaluate_active(self)
+        return evaluate_active(self, Path(candidate) if candidate is not None else None)
 
     def versions(self) -> list[dict[str, Any]]:
         """Kept model versions, newest first, the active one marked."""

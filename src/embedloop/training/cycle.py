@@ -14,6 +14,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -282,8 +283,12 @@ def _catalog_vectors(state: ServingState, catalog: Sequence[Any]) -> np.ndarray:
     return vectors
 
 
-def evaluate_active(loop: EmbedLoop) -> dict[str, Any]:
-    """The active model's held-out metrics on the current feedback (the split a cycle would use)."""
+def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str, Any]:
+    """Held-out metrics of the active model on the current feedback (the split a cycle would use).
+
+    With ``candidate`` (a model folder, e.g. trained under ``torchrun``), it is
+    scored too and the gate's verdict is returned — nothing is promoted.
+    """
     s = loop.settings
     state = loop.searcher.state
     assert state is not None
@@ -294,13 +299,31 @@ def evaluate_active(loop: EmbedLoop) -> dict[str, Any]:
         split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], s.encode_batch_size
     )
     metrics = {**triplet_eval(state.encoder), **retrieval_eval(state.encoder, _catalog_vectors(state, catalog))}
-    return {
+    out: dict[str, Any] = {
         "version": state.version,
         "metrics": metrics,
         "holdout_queries": split.holdout_queries,
         "holdout_sessions": len(split.holdout),
         "primary_metric": retrieval_eval.primary_key,
     }
+    if candidate is not None:
+        encoder = SentenceTransformerEncoder.load(candidate, device=s.device, max_seq_length=s.max_seq_length)
+        cand = {**triplet_eval(encoder), **retrieval_eval(encoder)}
+        out["candidate_metrics"] = cand
+        out["gate_reasons"] = gate(
+            metrics, cand, min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance, primary=retrieval_eval.primary_key
+        )
+        out["would_promote"] = not out["gate_reasons"]
+    return out
+
+
+def next_training_examples(loop: EmbedLoop) -> tuple[list[TrainingExample], dict[str, str]]:
+    """The training examples (and item texts) the next cycle would use."""
+    state = loop.searcher.state
+    assert state is not None
+    sessions = loop.store.feedback_sessions()
+    split = split_by_query(sessions, loop.settings.holdout_fraction)
+    return _build_examples(loop, state, split.train, sessions)
 
 
 def _build_examples(

@@ -10,6 +10,7 @@ cycle's job), and an optional distillation term toward the parent.
 from __future__ import annotations
 
 import logging
+import os
 import random
 import shutil
 import tempfile
@@ -76,6 +77,14 @@ def feedback_rows(
     return columns
 
 
+def _world_size() -> int:
+    """Processes training together (``torchrun`` sets ``WORLD_SIZE``)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
 class EmbeddingFineTuner:
     """Fine-tunes a sentence-transformers model on feedback examples."""
 
@@ -126,7 +135,7 @@ class EmbeddingFineTuner:
         args = SentenceTransformerTrainingArguments(
             output_dir=str(scratch),
             num_train_epochs=s.epochs,
-            per_device_train_batch_size=max(2, min(s.train_batch_size, rows)),
+            per_device_train_batch_size=max(2, min(s.train_batch_size, rows // _world_size())),
             learning_rate=s.learning_rate,
             warmup_steps=0.1,  # a float is a ratio of all steps (transformers v5)
             seed=s.seed,
@@ -147,8 +156,9 @@ class EmbeddingFineTuner:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
         seconds = time.perf_counter() - started
-        output_dir.mkdir(parents=True, exist_ok=True)
-        model.save(str(output_dir))
+        if trainer.is_world_process_zero():  # under torchrun, one process writes the weights
+            output_dir.mkdir(parents=True, exist_ok=True)
+            model.save(str(output_dir))
         return TrainResult(
             path=output_dir,
             rows=rows * s.epochs,
