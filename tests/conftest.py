@@ -22,6 +22,8 @@ SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 def _isolated_storage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Every test runs with its own LEARNING_STORAGE_PATH and no stray embedloop variables."""
     for name in list(os.environ):
+        if name.startswith("EMBEDLOOP_TEST_") or name == "EMBEDLOOP_REQUIRE_PG":
+            continue
         if name.startswith("EMBEDLOOP_") or name in ("EMBEDDING_MODEL", "ADAPTIVE_LEARNING_DB"):
             monkeypatch.delenv(name, raising=False)
     storage = tmp_path / "storage"
@@ -68,3 +70,41 @@ FINANCE_ITEMS = [
 @pytest.fixture
 def finance_items() -> list[dict[str, str]]:
     return [dict(i) for i in FINANCE_ITEMS]
+
+
+# ---------------------------------------------------------------- databases
+def _pg_server_url() -> str | None:
+    return os.environ.get("EMBEDLOOP_TEST_PG_URL") or None
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path):
+    """A fresh, empty database: a SQLite file, then a new database on the test PostgreSQL server.
+
+    The server comes from scripts/start_postgres.sh (``make test`` starts it and sets
+    EMBEDLOOP_TEST_PG_URL). Without it the PostgreSQL cases are skipped, unless
+    EMBEDLOOP_REQUIRE_PG=1 (CI), where they fail.
+    """
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'feedback.db'}"
+        return
+    server = _pg_server_url()
+    if server is None:
+        if os.environ.get("EMBEDLOOP_REQUIRE_PG") == "1":
+            pytest.fail("EMBEDLOOP_TEST_PG_URL is not set; run scripts/start_postgres.sh")
+        pytest.skip("no PostgreSQL server (run scripts/start_postgres.sh and set EMBEDLOOP_TEST_PG_URL)")
+    import uuid
+
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    name = f"embedloop_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from pathlib import Path
-
 import pytest
 
 from embedloop.store import FeedbackStore
@@ -26,8 +24,8 @@ def _writer(url: str, worker: int) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_processes_lose_nothing(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+def test_concurrent_processes_lose_nothing(db_url: str):
+    url = db_url
     FeedbackStore(url).upsert_items([Item("A", "alpha"), Item("B", "beta")])
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_writer, args=(url, w)) for w in range(WRITERS)]
@@ -47,8 +45,8 @@ def _migrator(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_concurrent_first_open_migrates_once(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+def test_concurrent_first_open_migrates_once(db_url: str):
+    url = db_url
     ctx = mp.get_context("spawn")
     procs = [ctx.Process(target=_migrator, args=(url,)) for _ in range(4)]
     for p in procs:
