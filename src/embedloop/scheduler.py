@@ -38,18 +38,26 @@ class LoopLike(Protocol):
     def fine_tune(self, force: bool = False) -> dict[str, Any]: ...  # noqa: D102
 
 
+def _lock_ttl(loop: LoopLike, ttl_seconds: float | None) -> float:
+    """``ttl_seconds``, else ``loop.settings.lock_ttl_seconds``, else the default lease length."""
+    if ttl_seconds is not None:
+        return ttl_seconds
+    return float(getattr(getattr(loop, "settings", None), "lock_ttl_seconds", DEFAULT_TTL_SECONDS))
+
+
 def fine_tune_exclusive(
-    loop: LoopLike, *, force: bool = False, owner: str | None = None, ttl_seconds: float = DEFAULT_TTL_SECONDS
+    loop: LoopLike, *, force: bool = False, owner: str | None = None, ttl_seconds: float | None = None
 ) -> dict[str, Any]:
     """Run ``loop.fine_tune(force)`` while holding the training lock.
 
     Raises :class:`~embedloop.errors.TrainingInProgressError` when another
-    process or agent is training. Every interface (skill, HTTP, MCP) starts a
-    cycle through here, so none of them can train twice at once.
+    process or agent is training, before any work starts. Every interface
+    (skill, HTTP, MCP) starts a cycle through here. The cycle takes the same
+    lock itself; the lock is re-entrant on one thread, so that is one lease.
     """
     if not isinstance(force, bool):
         raise InvalidInputError(f"force must be true or false, got {force!r}.", field="force")
-    with training_lock(loop.store, owner=owner or default_owner("manual"), ttl_seconds=ttl_seconds):
+    with training_lock(loop.store, owner=owner or default_owner("manual"), ttl_seconds=_lock_ttl(loop, ttl_seconds)):
         return loop.fine_tune(force=force)
 
 
@@ -72,7 +80,7 @@ class FineTuneScheduler:
         *,
         initial_delay: float = 0.0,
         owner: str | None = None,
-        lock_ttl_seconds: float = DEFAULT_TTL_SECONDS,
+        lock_ttl_seconds: float | None = None,
     ) -> None:
         if interval is None:
             interval = loop.settings.check_interval_seconds  # type: ignore[attr-defined]
@@ -88,7 +96,7 @@ class FineTuneScheduler:
         self.interval = float(interval)
         self.initial_delay = float(initial_delay)
         self.owner = owner or default_owner("scheduler")
-        self.lock_ttl_seconds = lock_ttl_seconds
+        self.lock_ttl_seconds = _lock_ttl(loop, lock_ttl_seconds)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._next_check: datetime | None = None
@@ -226,9 +234,9 @@ class FineTuneScheduler:
         The first signal stops after the running check; a second one interrupts
         it (the training lock is released on the way out).
         """
-        previous: dict[int, Any] = {}
+        previous: dict[signal.Signals, Any] = {}
         if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
+            for sig in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
                 previous[sig] = signal.signal(sig, self._on_signal)
         self._stop.clear()
         logger.info("Fine-tuning scheduler running: a check every %.0f s.", self.interval)

@@ -80,6 +80,8 @@ class Settings:
     min_holdout_queries: int = 5
     min_train_examples: int = 10
     domain_examples_path: Path | None = None
+    #: Lease length of the single-flight training lock; a crashed trainer's lock expires after it.
+    lock_ttl_seconds: float = 300.0
     max_seq_length: int = 128
 
     # Serving.
@@ -216,6 +218,7 @@ def _validate(s: Settings) -> None:
     _check(s.distill_weight >= 0.0, "distill_weight", s.distill_weight, "must be >= 0")
     _check(0.0 < s.holdout_fraction < 1.0, "holdout_fraction", s.holdout_fraction, "must be in (0, 1)")
     _check(s.min_holdout_queries >= 1, "min_holdout_queries", s.min_holdout_queries, "must be >= 1")
+    _check(s.lock_ttl_seconds >= 1.0, "lock_ttl_seconds", s.lock_ttl_seconds, "must be >= 1")
     _check(s.min_train_examples >= 1, "min_train_examples", s.min_train_examples, "must be >= 1")
     _check(8 <= s.max_seq_length <= 8192, "max_seq_length", s.max_seq_length, "must be between 8 and 8192")
     _check(1 <= s.encode_batch_size <= 4096, "encode_batch_size", s.encode_batch_size, "must be between 1 and 4096")

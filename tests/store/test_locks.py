@@ -6,7 +6,6 @@ import multiprocessing as mp
 import os
 import threading
 import time
-from pathlib import Path
 
 import pytest
 from sqlalchemy import update
@@ -16,13 +15,11 @@ from embedloop.store import FeedbackStore
 from embedloop.store.locks import TRAINING_LOCK, acquire, holder, release, renew, training_lock
 from embedloop.store.schema import locks
 
-#: A PostgreSQL URL to run the lock tests against as well (e.g. postgresql+psycopg://u@localhost/db).
-POSTGRES_URL = os.environ.get("TEST_POSTGRES_URL")
-
 
 @pytest.fixture
-def store(tmp_path: Path):
-    s = FeedbackStore(f"sqlite:///{tmp_path / 'locks.db'}")
+def store(db_url: str):
+    """A fresh store on SQLite and on PostgreSQL (the shared ``db_url`` fixture)."""
+    s = FeedbackStore(db_url)
     yield s
     s.close()
 
@@ -180,30 +177,13 @@ def _crash_then_take_over(url: str) -> None:
 
 
 @pytest.mark.slow
-def test_exactly_one_of_many_processes_acquires(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    FeedbackStore(url).close()  # migrate once up front
-    outcome = _run_contenders(url, 6)
+def test_exactly_one_of_many_processes_acquires(db_url: str):
+    FeedbackStore(db_url).close()  # migrate once up front
+    outcome = _run_contenders(db_url, 6)
     assert sum(ok for _, ok in outcome) == 1
 
 
 @pytest.mark.slow
-def test_crashed_holder_lease_expires_and_is_taken_over(tmp_path: Path):
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
-    FeedbackStore(url).close()
-    _crash_then_take_over(url)
-
-
-@pytest.mark.postgres
-@pytest.mark.skipif(POSTGRES_URL is None, reason="set TEST_POSTGRES_URL to a PostgreSQL database")
-def test_postgres_one_holder_and_takeover():
-    store = FeedbackStore(POSTGRES_URL)
-    with store.engine.begin() as conn:
-        conn.execute(locks.delete())
-    store.close()
-    assert sum(ok for _, ok in _run_contenders(POSTGRES_URL, 6)) == 1
-    store = FeedbackStore(POSTGRES_URL)
-    with store.engine.begin() as conn:
-        conn.execute(locks.delete())
-    store.close()
-    _crash_then_take_over(POSTGRES_URL)
+def test_crashed_holder_lease_expires_and_is_taken_over(db_url: str):
+    FeedbackStore(db_url).close()
+    _crash_then_take_over(db_url)

@@ -157,7 +157,12 @@ class ModelRegistry:
         except BaseException:
             self.write_manifest(version, before)
             raise
-        if previous is not None and previous != version and self.exists(previous):
+        if (
+            previous is not None
+            and previous != version
+            and self.exists(previous)
+            and self.manifest(previous).get("status") == "active"
+        ):
             try:
                 self.update(previous, status="retired")
             except OSError:  # the switch is done; a stale status is only cosmetic
@@ -191,6 +196,37 @@ class ModelRegistry:
         folder = self.folder(version)
         if folder.exists() and not (folder / MANIFEST).exists():
             shutil.rmtree(folder, ignore_errors=True)
+
+    def discard_interrupted(self, active: int | None) -> list[int]:
+        """Clean up after a trainer that died.
+
+        Folders without a manifest are removed; candidates that never became
+        active are marked failed and their weights deleted; a version marked
+        active that the pointer does not name is marked retired.
+
+        Call only while holding the training lock (no other trainer is mid-cycle).
+        """
+        cleaned = []
+        for folder in self.root.glob("v[0-9]*"):
+            if not folder.name[1:].isdigit():
+                continue
+            version = int(folder.name[1:])
+            if not (folder / MANIFEST).exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                cleaned.append(version)
+                continue
+            status = self.manifest(version).get("status")
+            if status == "candidate":
+                shutil.rmtree(self.model_dir(version), ignore_errors=True)
+                self.update(version, status="failed", failure="interrupted before promotion finished")
+                cleaned.append(version)
+            elif status == "active" and version != active:
+                # passed the gate (or was active before a switch) but is not the pointer: keep it for rollback
+                self.update(version, status="retired")
+                cleaned.append(version)
+        if cleaned:
+            logger.warning("Cleaned up versions %s left by an interrupted cycle", sorted(cleaned))
+        return cleaned
 
     @staticmethod
     def fsync_dir(folder: Path) -> None:

@@ -57,6 +57,8 @@ MAX_TEXT = 1_000_000
 MAX_LIST = 100_000
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
+_bearer = HTTPBearer(auto_error=False, description="EMBEDLOOP_API_TOKEN (admin) or EMBEDLOOP_FEEDBACK_TOKEN")
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
 class _Body(BaseModel):
@@ -122,7 +124,9 @@ class DeleteRequest(_Body):
 
 
 def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path")]
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):  # where it was, not which field
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 
@@ -170,8 +174,6 @@ def create_app(
         description="Semantic search that fine-tunes itself from its users' selections.",
     )
     _install_error_handlers(app)
-    bearer = HTTPBearer(auto_error=False, description="EMBEDLOOP_API_TOKEN (admin) or EMBEDLOOP_FEEDBACK_TOKEN")
-    Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
     def _refuse() -> HTTPException:
         return HTTPException(

@@ -28,8 +28,10 @@ from typing import Annotated, Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.tools import Tool
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
 from mcp.types import ToolAnnotations
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 import embedloop
 from embedloop.errors import ConfigError, EmbedLoopError, InvalidInputError
@@ -62,9 +64,7 @@ def tool_error(exc: EmbedLoopError) -> ToolError:
 def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) -> MCPServer:
     """An ``MCPServer`` whose tools call ``loop`` through an :class:`Agent2EmbeddingSkill`."""
     skill = Agent2EmbeddingSkill(loop, scheduler)
-    server: MCPServer = MCPServer(
-        "embedloop", instructions=INSTRUCTIONS, version=embedloop.__version__, log_level="WARNING"
-    )
+    tools: list[Tool] = []
 
     async def run(name: str, **arguments: Any) -> Any:
         try:
@@ -73,12 +73,11 @@ def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) ->
             raise tool_error(exc) from exc
 
     def tool(name: str, **hints: bool) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
-        return server.tool(
-            name=name,
-            description=DESCRIPTIONS[name],
-            annotations=ToolAnnotations(open_world_hint=False, **hints),
-            structured_output=False,
-        )
+        def register(fn: Callable[..., Awaitable[Any]]) -> Any:
+            tools.append(_strict_tool(fn, name, ToolAnnotations.model_validate({"open_world_hint": False, **hints})))
+            return fn
+
+        return register
 
     @tool("search", read_only_hint=False, destructive_hint=False)
     async def search(
@@ -128,7 +127,23 @@ def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) ->
     ) -> dict[str, Any]:
         return await run("rollback_model", version=version)  # type: ignore[no-any-return]
 
-    return server
+    return MCPServer(
+        "embedloop", instructions=INSTRUCTIONS, version=embedloop.__version__, tools=tools, log_level="WARNING"
+    )
+
+
+def _strict_tool(fn: Callable[..., Awaitable[Any]], name: str, annotations: ToolAnnotations) -> Tool:
+    """A tool that refuses unknown arguments (the SDK ignores them by default), as the HTTP API does."""
+    tool = Tool.from_function(
+        fn, name=name, description=DESCRIPTIONS[name], annotations=annotations, structured_output=False
+    )
+    base = tool.fn_metadata.arg_model
+    strict: type[ArgModelBase] = type(
+        base.__name__, (base,), {"model_config": ConfigDict(**base.model_config, extra="forbid")}
+    )
+    tool.fn_metadata.arg_model = strict
+    tool.parameters = strict.model_json_schema(by_alias=True)
+    return tool
 
 
 class BearerGuard:

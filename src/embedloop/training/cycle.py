@@ -97,7 +97,8 @@ def gate(
 
 def run_cycle(loop: EmbedLoop, force: bool = False) -> dict[str, Any]:
     """Run one cycle under the single-flight training lock."""
-    with training_lock(loop.store):
+    with training_lock(loop.store, ttl_seconds=loop.settings.lock_ttl_seconds):
+        loop.registry.discard_interrupted(loop.registry.active_version())
         return _cycle(loop, force)
 
 
