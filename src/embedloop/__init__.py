@@ -19,7 +19,7 @@ from embedloop.errors import (
     TrainingInProgressError,
 )
 from embedloop.loop import EmbedLoop
-from embedloop.settings import LossName, Settings
+from embedloop.settings import LossName, Settings, TrainingMode
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
 
 __version__ = "0.1.0"
@@ -43,5 +43,6 @@ __all__ = [
     "Settings",
     "StorageError",
     "TrainingInProgressError",
+    "TrainingMode",
     "__version__",
 ]

@@ -61,6 +61,7 @@ class EmbedLoop:
         self.store = FeedbackStore(self.settings.sqlalchemy_url)
         self.registry = ModelRegistry(root / "models")
         self._fixed_encoder = encoder
+        self._encoders: dict[int, Encoder] = {}
         self._base_path: Path | None = None
         self._switch_lock = threading.RLock()
         self.searcher = Searcher(
@@ -110,14 +111,52 @@ class EmbedLoop:
         return self.base_model_path() if version == 0 else self.registry.model_dir(version)
 
     def load_encoder(self, version: int, *, verify: bool = True) -> Encoder:
-        """Load ``version``'s encoder (weights checked against the manifest first)."""
+        """Load ``version``'s encoder (weights checked against the manifest first).
+
+        Query-side versions combine their document generation's encoder with
+        their own query transform (see ``models/query_side.py``). Loaded
+        encoders are kept, so switching back to a version costs nothing.
+        """
         if self._fixed_encoder is not None:
             return self._fixed_encoder
+        if version in self._encoders:
+            return self._encoders[version]
+        manifest = self.registry.manifest(version)
+        mode = manifest.get("mode", "full")
         if verify:
             self.registry.verify(version)
-        return SentenceTransformerEncoder.load(
-            self.model_path(version), device=self.settings.device, max_seq_length=self.settings.max_seq_length
-        )
+        encoder: Encoder
+        if mode == "full":
+            encoder = SentenceTransformerEncoder.load(
+                self.model_path(version), device=self.settings.device, max_seq_length=self.settings.max_seq_length
+            )
+        else:
+            from embedloop.models.query_side import LowRankAdapter, adapter_encoder, query_model_encoder
+
+            docs = self.load_encoder(int(manifest["doc_generation"]), verify=verify)
+            folder = self.registry.model_dir(version)
+            if mode == "adapter":
+                parent = self.load_encoder(int(manifest["parent"]), verify=verify)
+                encoder = adapter_encoder(parent, docs, LowRankAdapter.load(folder))
+            else:
+                query_model = SentenceTransformerEncoder.load(
+                    folder, device=self.settings.device, max_seq_length=self.settings.max_seq_length
+                )
+                encoder = query_model_encoder(query_model, docs)
+        self._encoders[version] = encoder
+        return encoder
+
+    def remember_encoder(self, version: int, encoder: Encoder) -> None:
+        """Keep a freshly trained encoder so this process need not reload it."""
+        if self._fixed_encoder is None:
+            self._encoders[version] = encoder
+
+    def doc_generation(self, version: int) -> int:
+        """The version whose document embeddings ``version`` searches (itself unless query-side)."""
+        return int(self.registry.manifest(version).get("doc_generation", version))
+
+    def _build(self, version: int) -> ServingState:
+        return self.searcher.build_state(version, self.load_encoder(version), self.doc_generation(version))
 
     def _load_active(self) -> None:
         """Publish the active version; a corrupted one falls back to the newest good version."""
@@ -130,7 +169,7 @@ class EmbedLoop:
                 self._active_stamp = stamp
                 return
             try:
-                new_state = self.searcher.build_state(active, self.load_encoder(active))
+                new_state = self._build(active)
             except ModelIntegrityError as exc:
                 logger.error("%s Falling back to the previous good version.", exc)
                 new_state = self._fallback(active)
@@ -144,7 +183,7 @@ class EmbedLoop:
             if version == broken or manifest.get("status") not in ("active", "retired"):
                 continue
             try:
-                state = self.searcher.build_state(version, self.load_encoder(version))
+                state = self._build(version)
             except ModelIntegrityError as exc:
                 logger.error("%s", exc)
                 continue
@@ -366,7 +405,7 @@ class EmbedLoop:
 
     def activate(self, version: int) -> None:
         """Build ``version``'s index, then switch to it atomically."""
-        self.activate_state(self.searcher.build_state(version, self.load_encoder(version)))
+        self.activate_state(self._build(version))
 
     def activate_state(self, state: ServingState) -> None:
         """Make a fully built state active: the registry pointer first, then this process's searches."""
@@ -402,17 +441,24 @@ class EmbedLoop:
     def prune(self, keep: int = 5) -> dict[str, Any]:
         """Keep ``keep`` trained versions (the active one first, then the newest); delete the rest.
 
-        The base version 0 has no weights of its own and is always kept.
+        Versions a kept query-side version depends on (its document
+        generation, an adapter's parent) are kept too. The base version 0 has
+        no weights of its own and is always kept.
         """
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise InvalidInputError(f"keep must be an integer >= 1, got {keep!r}.", field="keep")
         active = self.active_version
         trained = [m["version"] for m in self.registry.manifests() if m["version"] != 0]
         ordered = ([active] if active in trained else []) + [v for v in trained if v != active]
+        kept = set(ordered[:keep])
+        needed = set().union(*(self.registry.dependencies(v) for v in kept)) if kept else set()
         removed = []
-        for version in ordered[keep:]:
+        for version in ordered:
+            if version in kept or version in needed:
+                continue
             self.registry.remove(version)
             shutil.rmtree(self.searcher.index_dir(version), ignore_errors=True)
+            self._encoders.pop(version, None)
             removed.append(version)
         return {"removed": removed, "kept": [m["version"] for m in self.registry.manifests()]}
 

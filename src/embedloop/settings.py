@@ -29,6 +29,14 @@ class LossName(StrEnum):
     TRIPLET = "triplet"
 
 
+class TrainingMode(StrEnum):
+    """What a cycle trains. See ``docs/training.md``."""
+
+    FULL = "full"  # the whole model; promotion re-embeds the catalog
+    QUERY_ENCODER = "query_encoder"  # a query-side copy of the encoder; documents keep their embeddings
+    ADAPTER = "adapter"  # a low-rank transform of query embeddings; the cheapest
+
+
 #: Environment variable for each field whose name is not ``EMBEDLOOP_<FIELD>``.
 SPEC_ENV_NAMES = {
     "embedding_model": "EMBEDDING_MODEL",
@@ -68,6 +76,10 @@ class Settings:
 
     # Training.
     loss: LossName = LossName.MNRL
+    training_mode: TrainingMode = TrainingMode.FULL
+    adapter_rank: int = 32
+    adapter_epochs: int = 20
+    adapter_learning_rate: float = 1e-3
     learning_rate: float = 2e-5
     epochs: int = 1
     train_batch_size: int = 32
@@ -161,6 +173,8 @@ def _coerce(name: str, value: Any, type_hint: Any, *, source: str) -> Any:
             return Path(value).expanduser()
         if hint.startswith("LossName"):
             return LossName(value.lower() if isinstance(value, str) else value)
+        if hint.startswith("TrainingMode"):
+            return TrainingMode(value.lower() if isinstance(value, str) else value)
         if hint.startswith("bool"):
             if isinstance(value, bool):
                 return value
@@ -191,6 +205,8 @@ def _coerce(name: str, value: Any, type_hint: Any, *, source: str) -> Any:
 def _allowed(hint: str) -> str:
     if hint.startswith("LossName"):
         return "one of " + ", ".join(repr(x.value) for x in LossName)
+    if hint.startswith("TrainingMode"):
+        return "one of " + ", ".join(repr(x.value) for x in TrainingMode)
     if hint.startswith("bool"):
         return "a boolean (true/false, 1/0, yes/no)"
     if hint.startswith("int"):
@@ -215,6 +231,9 @@ def _validate(s: Settings) -> None:
     _check(1 <= s.epochs <= 100, "epochs", s.epochs, "must be between 1 and 100")
     _check(2 <= s.train_batch_size <= 4096, "train_batch_size", s.train_batch_size, "must be between 2 and 4096")
     _check(0 <= s.hard_negatives <= 50, "hard_negatives", s.hard_negatives, "must be between 0 and 50")
+    _check(1 <= s.adapter_rank <= 1024, "adapter_rank", s.adapter_rank, "must be between 1 and 1024")
+    _check(1 <= s.adapter_epochs <= 1000, "adapter_epochs", s.adapter_epochs, "must be between 1 and 1000")
+    _check(0.0 < s.adapter_learning_rate < 1.0, "adapter_learning_rate", s.adapter_learning_rate, "must be in (0, 1)")
     _check(s.distill_weight >= 0.0, "distill_weight", s.distill_weight, "must be >= 0")
     _check(0.0 < s.holdout_fraction < 1.0, "holdout_fraction", s.holdout_fraction, "must be in (0, 1)")
     _check(s.min_holdout_queries >= 1, "min_holdout_queries", s.min_holdout_queries, "must be >= 1")

@@ -65,7 +65,17 @@ TRAINER = textwrap.dedent(
 
     import embedloop.registry.registry as registry
     import embedloop.index.faiss_index as faiss_index
-    if point == "index":
+    if point == "training":
+        from sentence_transformers import SentenceTransformerTrainer
+        real_step = SentenceTransformerTrainer.training_step
+        calls = []
+        def step_then_die(self, *a, **k):
+            calls.append(1)
+            if len(calls) == 1:  # mid-training: the model is loaded, the first batch is in hand
+                die()
+            return real_step(self, *a, **k)
+        SentenceTransformerTrainer.training_step = step_then_die
+    elif point == "index":
         faiss_index.VectorIndex.save = die
     elif point == "switch":
         real = registry.atomic_write_json
@@ -106,9 +116,6 @@ def _kill_trainer(settings: Settings, point: str) -> str:
     )
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
-    if point == "training":
-        time.sleep(random.Random(11).uniform(1.0, 3.0))  # somewhere in example building / training
-        proc.send_signal(signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == -signal.SIGKILL, err[-2000:]
     return out

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from embedloop.evaluation.base import Evaluator
-from embedloop.models.encoder import Encoder
+from embedloop.models.encoder import Encoder, encode_queries
 
 
 def ranking_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str, float]:
@@ -59,7 +59,7 @@ class RetrievalEvaluator(Evaluator):
                 {f"ndcg@{self.k}": float("nan"), f"mrr@{self.k}": float("nan"), f"recall@{self.k}": float("nan")}
             )
         corpus = corpus_vectors if corpus_vectors is not None else self.encode_corpus(encoder)
-        queries = encoder.encode(self.queries, batch_size=self.batch_size)
+        queries = encode_queries(encoder, self.queries, batch_size=self.batch_size)
         scores = queries @ corpus.T
         k = min(self.k, len(self.corpus_ids))
         top = np.argpartition(-scores, k - 1, axis=1)[:, :k]

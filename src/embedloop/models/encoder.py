@@ -48,8 +48,9 @@ class SentenceTransformerEncoder:
 
     def __init__(self, model: SentenceTransformer) -> None:
         self.model = model
-        #: How many texts this encoder has embedded (tests count re-embedding with it).
+        #: Document-side texts embedded (tests count re-embedding with it); queries are counted apart.
         self.texts_encoded = 0
+        self.queries_encoded = 0
 
     @classmethod
     def load(
@@ -72,10 +73,18 @@ class SentenceTransformerEncoder:
         return int(dim)
 
     def encode(self, texts: Sequence[str], *, batch_size: int = 64, show_progress: bool = False) -> np.ndarray:
-        """Embed ``texts`` in batches."""
+        """Embed document texts in batches."""
+        self.texts_encoded += len(texts)
+        return self._embed(texts, batch_size, show_progress)
+
+    def encode_query(self, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+        """Embed queries (the same model; counted apart from documents)."""
+        self.queries_encoded += len(texts)
+        return self._embed(texts, batch_size, False)
+
+    def _embed(self, texts: Sequence[str], batch_size: int, show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        self.texts_encoded += len(texts)
         vectors = self.model.encode(
             list(texts),
             batch_size=batch_size,
@@ -84,6 +93,14 @@ class SentenceTransformerEncoder:
             normalize_embeddings=True,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def encode_queries(encoder: Encoder, texts: Sequence[str], *, batch_size: int = 64) -> np.ndarray:
+    """Embed queries: the encoder's query side when it has one (query-side training modes)."""
+    query_side = getattr(encoder, "encode_query", None)
+    if query_side is not None:
+        return np.asarray(query_side(texts, batch_size=batch_size), dtype=np.float32)
+    return encoder.encode(texts, batch_size=batch_size)
 
 
 _TOKEN = re.compile(r"[a-z0-9]+")

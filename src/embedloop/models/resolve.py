@@ -151,5 +151,3 @@ def _not_found_message(name: str, local: Path, offline: bool) -> str:
         "or a local folder path (holding modules.json or config.json); "
         f"or a hub id {'already in the HF cache' if offline else 'that exists'}."
     )
-
-

@@ -185,6 +185,19 @@ class ModelRegistry:
                 f"does not match the manifest's {str(expected)[:12]}…."
             )
 
+    def dependencies(self, version: int) -> set[int]:
+        """Versions whose files ``version`` needs to load: its document generation and, for an adapter, its parent."""
+        needed: set[int] = set()
+        stack = [version]
+        while stack:
+            manifest = self.manifest(stack.pop())
+            for key in ("doc_generation", "parent") if manifest.get("mode") == "adapter" else ("doc_generation",):
+                other = manifest.get(key)
+                if other is not None and other != manifest["version"] and other not in needed:
+                    needed.add(int(other))
+                    stack.append(int(other))
+        return needed
+
     def remove(self, version: int) -> None:
         """Delete a version's folder (never the active one)."""
         if version == self.active_version():

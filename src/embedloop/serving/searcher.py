@@ -18,7 +18,7 @@ import numpy as np
 
 from embedloop.errors import ModelIntegrityError
 from embedloop.index.faiss_index import VectorIndex
-from embedloop.models.encoder import Encoder
+from embedloop.models.encoder import Encoder, encode_queries
 from embedloop.store import CatalogRow, FeedbackStore
 
 logger = logging.getLogger(__name__)
@@ -34,6 +34,12 @@ class ServingState:
     #: item key -> (item id, text), for the items in ``index``.
     items: dict[int, tuple[str, str]] = field(default_factory=dict)
     lock: threading.RLock = field(default_factory=threading.RLock)
+    #: The version whose document embeddings ``index`` holds (itself, unless query-side).
+    index_version: int = -1
+
+    def __post_init__(self) -> None:
+        if self.index_version < 0:
+            self.index_version = self.version
 
 
 class Searcher:
@@ -65,9 +71,20 @@ class Searcher:
         """Where ``version``'s index is kept."""
         return self.index_root / f"v{version:04d}"
 
-    def build_state(self, version: int, encoder: Encoder) -> ServingState:
-        """Load (or build) ``version``'s index and bring it up to date; does not publish it."""
-        folder = self.index_dir(version)
+    def build_state(self, version: int, encoder: Encoder, index_version: int | None = None) -> ServingState:
+        """Load (or build) ``version``'s index and bring it up to date; does not publish it.
+
+        Query-side versions read the index of their document generation
+        (``index_version``); when the published state already holds it, it is
+        shared as is — nothing is loaded or re-embedded.
+        """
+        index_version = version if index_version is None else index_version
+        current = self._state
+        if current is not None and current.index_version == index_version:
+            state = ServingState(version, encoder, current.index, current.items, current.lock, index_version)
+            self.sync(state, save=True)
+            return state
+        folder = self.index_dir(index_version)
         index: VectorIndex | None = None
         if (folder / "state.json").exists():
             try:
@@ -84,14 +101,14 @@ class Searcher:
                 logger.warning("%s", exc)
                 index = None
         if index is None:
-            state = ServingState(version, encoder, VectorIndex(encoder.dimension))
+            state = ServingState(version, encoder, VectorIndex(encoder.dimension), index_version=index_version)
             rows = self.store.catalog()
             revision = self.store.catalog_revision()
             logger.info("Embedding %d catalog items for model version %d", len(rows), version)
             self._apply(state, rows)
             state.index.revision = revision
         else:
-            state = ServingState(version, encoder, index)
+            state = ServingState(version, encoder, index, index_version=index_version)
             present = set(int(k) for k in index.keys())
             state.items = {r.key: (r.id, r.text) for r in self.store.catalog() if r.key in present}
         self.sync(state)
@@ -127,7 +144,7 @@ class Searcher:
         changed = self._apply(state, rows) if rows else 0
         state.index.revision = newest
         if save:
-            state.index.save(self.index_dir(state.version))
+            state.index.save(self.index_dir(state.index_version))
         return changed
 
     def maybe_sync(self) -> None:
@@ -144,7 +161,7 @@ class Searcher:
         """Nearest items to ``query``: the state used and ``(key, score)`` pairs, best first."""
         state = self._state
         assert state is not None, "no model version is loaded"
-        vector = state.encoder.encode([query], batch_size=1)
+        vector = encode_queries(state.encoder, [query], batch_size=1)
         return state, self.search_vector(state, vector, k)
 
     @staticmethod

@@ -21,9 +21,11 @@ import numpy as np
 
 from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.index.faiss_index import VectorIndex
-from embedloop.models.encoder import SentenceTransformerEncoder
+from embedloop.models.encoder import Encoder, SentenceTransformerEncoder, encode_queries
+from embedloop.models.query_side import adapter_encoder, query_model_encoder
 from embedloop.registry.registry import folder_checksum
 from embedloop.serving.searcher import ServingState
+from embedloop.settings import TrainingMode
 from embedloop.store.locks import training_lock
 from embedloop.training.examples import (
     TrainingExample,
@@ -35,6 +37,7 @@ from embedloop.training.examples import (
     selected_by_query,
 )
 from embedloop.training.finetuner import EmbeddingFineTuner
+from embedloop.training.query_side import frozen_targets, train_adapter, train_query_encoder
 from embedloop.training.runs import finish_run, last_trained_seq, start_run
 from embedloop.training.split import split_by_query
 
@@ -73,7 +76,7 @@ def holdout_evaluators(
                     triplets.append((s["query"], texts[item], texts[other]))
     relevant = {q: r for q, r in relevant.items() if r}
     return (
-        TripletAccuracyEvaluator(triplets, batch_size=batch_size),
+        TripletAccuracyEvaluator(triplets, batch_size=batch_size, corpus_texts=corpus_texts),
         RetrievalEvaluator(relevant, corpus_ids, corpus_texts, batch_size=batch_size),
     )
 
@@ -170,22 +173,40 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             return _result("skipped", [reason], new_events=new_events, **sizes)
 
         version = loop.registry.next_version()
+        mode = s.training_mode
+        active_corpus = _catalog_vectors(state, catalog)
         tick = time.perf_counter()
-        trained = EmbeddingFineTuner(s).train(
-            loop.model_path(parent),
-            expand_by_weight(examples, s.seed),
-            texts,
-            loop.registry.model_dir(version),
-            distill_texts=corpus_texts,
-        )
+        if mode is TrainingMode.FULL:
+            trained = EmbeddingFineTuner(s).train(
+                loop.model_path(state.index_version),  # full mode trains from the document generation's model
+                expand_by_weight(examples, s.seed),
+                texts,
+                loop.registry.model_dir(version),
+                distill_texts=corpus_texts,
+            )
+            candidate_encoder: Encoder = SentenceTransformerEncoder(trained.model)
+            train_info = {
+                "rows": trained.rows,
+                "steps": trained.steps,
+                "train_loss": trained.train_loss,
+                "examples_per_second": round(trained.examples_per_second, 2),
+            }
+        else:
+            candidate_encoder, train_info = _train_query_side(loop, state, examples, texts, version)
         timings["train_seconds"] = round(time.perf_counter() - tick, 3)
-        candidate_encoder = SentenceTransformerEncoder(trained.model)
 
         tick = time.perf_counter()
-        active_corpus = _catalog_vectors(state, catalog)
-        active_metrics = {**triplet_eval(state.encoder), **retrieval_eval(state.encoder, active_corpus)}
-        candidate_corpus = retrieval_eval.encode_corpus(candidate_encoder, show_progress=loop.searcher.show_progress)
-        candidate_metrics = {**triplet_eval(candidate_encoder), **retrieval_eval(candidate_encoder, candidate_corpus)}
+        active_metrics = {**triplet_eval(state.encoder, active_corpus), **retrieval_eval(state.encoder, active_corpus)}
+        if mode is TrainingMode.FULL:
+            candidate_corpus = retrieval_eval.encode_corpus(
+                candidate_encoder, show_progress=loop.searcher.show_progress
+            )
+        else:
+            candidate_corpus = active_corpus  # documents keep the parent's embeddings
+        candidate_metrics = {
+            **triplet_eval(candidate_encoder, candidate_corpus),
+            **retrieval_eval(candidate_encoder, candidate_corpus),
+        }
         timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
         metrics = {"active": active_metrics, "candidate": candidate_metrics}
         reasons = gate(
@@ -199,7 +220,10 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             "parent": parent,
             "base_model": s.embedding_model,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "kind": "full",
+            "kind": "trained",
+            "mode": mode.value,
+            "doc_generation": version if mode is TrainingMode.FULL else state.index_version,
+            "needs": _needs(mode, version, parent, state.index_version),
             "feedback_window": {"from_seq": since, "to_seq": upto, "replay": s.replay},
             "training": {
                 "loss": s.loss.value,
@@ -210,17 +234,14 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
                 "position_bias": s.position_bias,
                 "distill_weight": s.distill_weight,
                 "seed": s.seed,
-                "rows": trained.rows,
-                "steps": trained.steps,
-                "train_loss": trained.train_loss,
-                "examples_per_second": round(trained.examples_per_second, 2),
+                **train_info,
             },
             "train_examples": len(examples),
             "holdout_sessions": len(split.holdout),
             **sizes,
             "metrics": metrics,
             "primary_metric": retrieval_eval.primary_key,
-            "checksum": folder_checksum(trained.path),
+            "checksum": folder_checksum(loop.registry.model_dir(version)),
             "run_id": run_id,
         }
         if reasons:
@@ -230,7 +251,10 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             logger.info("Candidate v%d rejected: %s", version, "; ".join(reasons))
         else:
             tick = time.perf_counter()
-            _promote(loop, version, manifest, candidate_encoder, catalog, catalog_revision, candidate_corpus)
+            if mode is TrainingMode.FULL:
+                _promote(loop, version, manifest, candidate_encoder, catalog, catalog_revision, candidate_corpus)
+            else:
+                _promote_query_side(loop, version, manifest, candidate_encoder, state)
             timings["promote_seconds"] = round(time.perf_counter() - tick, 3)
             status = "promoted"
             reasons = [
@@ -269,6 +293,62 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         reasons = [f"{type(exc).__name__}: {exc}"]
         finish_run(store, run_id, status="failed", version=version, reasons=reasons)
         return _result("failed", reasons, version=version, timings=timings)
+
+
+def _needs(mode: TrainingMode, version: int, parent: int, doc_generation: int) -> dict[str, Any]:
+    """What serving ``version`` requires, for operators reading the manifest."""
+    if mode is TrainingMode.FULL:
+        return {"weights": "model/", "index": f"indexes/v{version:04d}"}
+    needs: dict[str, Any] = {"index": f"indexes/v{doc_generation:04d}", "document_encoder": doc_generation}
+    if mode is TrainingMode.ADAPTER:
+        needs.update(adapter="model/adapter.pt", query_base=parent)
+    else:
+        needs.update(query_encoder="model/")
+    return needs
+
+
+def _query_model_path(loop: EmbedLoop, version: int) -> Path:
+    """The sentence-transformers folder that embeds queries for ``version`` (adapters: their base's)."""
+    manifest = loop.registry.manifest(version)
+    mode = manifest.get("mode", "full")
+    if mode == "adapter":
+        return _query_model_path(loop, int(manifest["parent"]))
+    if mode == "query_encoder":
+        return loop.registry.model_dir(version)
+    return loop.model_path(version)
+
+
+def _train_query_side(
+    loop: EmbedLoop, state: ServingState, examples: list[TrainingExample], texts: dict[str, str], version: int
+) -> tuple[Encoder, dict[str, Any]]:
+    """Train an adapter or a query encoder against the active document embeddings."""
+    s = loop.settings
+    docs = getattr(state.encoder, "doc_encoder", state.encoder)
+    key_of = {item_id: key for key, (item_id, _text) in state.items.items()}
+
+    def vector_of(ids: list[str]) -> np.ndarray:
+        out = np.zeros((len(ids), state.index.dimension), dtype=np.float32)
+        held = [i for i, x in enumerate(ids) if x in key_of]
+        if held:
+            out[held] = state.index.vectors([key_of[ids[i]] for i in held])
+        other = [i for i, x in enumerate(ids) if x not in key_of]  # deleted since: embed as the generation did
+        if other:
+            out[other] = docs.encode([texts[ids[i]] for i in other])
+        return out
+
+    data = frozen_targets(expand_by_weight(examples, s.seed), vector_of, lambda t: docs.encode(t), s.hard_negatives)
+    if not data.queries:
+        raise ValueError("No training rows could be built from the examples.")
+    out_dir = loop.registry.model_dir(version)
+    if s.training_mode is TrainingMode.ADAPTER:
+        base = encode_queries(state.encoder, data.queries, batch_size=s.encode_batch_size)
+        adapter, info = train_adapter(s, data, base, out_dir)
+        encoder: Encoder = adapter_encoder(state.encoder, docs, adapter)
+    else:
+        model, info = train_query_encoder(s, data, _query_model_path(loop, state.version), out_dir)
+        encoder = query_model_encoder(SentenceTransformerEncoder(model), docs)
+    info["examples_per_second"] = round(info["rows"] / info["seconds"], 2) if info["seconds"] else 0.0
+    return encoder, info
 
 
 def _catalog_vectors(state: ServingState, catalog: Sequence[Any]) -> np.ndarray:
@@ -335,7 +415,7 @@ def _build_examples(
     examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias)
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
-        vectors = state.encoder.encode(queries, batch_size=s.encode_batch_size)
+        vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)
         with state.lock:
             scores, keys = state.index.search(vectors, n)
             return [[state.items[int(k)][0] for k in row if k >= 0 and int(k) in state.items] for row in keys]
@@ -373,7 +453,7 @@ def _promote(
     loop: EmbedLoop,
     version: int,
     manifest: dict[str, Any],
-    encoder: SentenceTransformerEncoder,
+    encoder: Encoder,
     catalog: Sequence[Any],
     catalog_revision: int,
     corpus: np.ndarray,
@@ -386,3 +466,14 @@ def _promote(
     loop.searcher.sync(state)  # catalog changes made while training
     state.index.save(loop.searcher.index_dir(version))
     loop.activate_state(state)
+    loop.remember_encoder(version, encoder)
+
+
+def _promote_query_side(
+    loop: EmbedLoop, version: int, manifest: dict[str, Any], encoder: Encoder, active: ServingState
+) -> None:
+    """Switch to a query-side version: it shares the active document embeddings, nothing is re-embedded."""
+    loop.registry.write_manifest(version, {**manifest, "status": "candidate"})
+    state = ServingState(version, encoder, active.index, active.items, active.lock, active.index_version)
+    loop.activate_state(state)
+    loop.remember_encoder(version, encoder)
