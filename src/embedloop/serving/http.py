@@ -57,6 +57,31 @@ MAX_TEXT = 1_000_000
 MAX_LIST = 100_000
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class ErrorDetail(BaseModel):
+    """What went wrong, and which field."""
+
+    type: str
+    message: str
+    field: str | None = None
+
+
+class ErrorBody(BaseModel):
+    """Every error response: ``{"error": {"type", "message", "field"}}``."""
+
+    error: ErrorDetail
+
+
+#: Documented on every operation: the loop's own checks (e.g. k above EMBEDLOOP_MAX_K) answer 400.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "Invalid input (the message names the field and the fix)"},
+    401: {"model": ErrorBody, "description": "Missing or wrong bearer token"},
+    403: {"model": ErrorBody, "description": "Admin endpoints disabled (no API token configured)"},
+    404: {"model": ErrorBody, "description": "Unknown id (search, item, model version)"},
+    409: {"model": ErrorBody, "description": "Conflict (item not shown, training already in progress)"},
+    422: {"model": ErrorBody, "description": "Request body does not match the schema"},
+}
 _bearer = HTTPBearer(auto_error=False, description="EMBEDLOOP_API_TOKEN (admin) or EMBEDLOOP_FEEDBACK_TOKEN")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
@@ -172,6 +197,7 @@ def create_app(
         title="embedloop",
         version=embedloop.__version__,
         description="Semantic search that fine-tunes itself from its users' selections.",
+        responses=ERROR_RESPONSES,
     )
     _install_error_handlers(app)
 
