@@ -197,10 +197,10 @@ def test_real_loop_at_threshold_runs_the_real_cycle(settings, finance_items):
         loop.record_feedback("apple stock", shown=["AAPL", "APLE"], selected=["AAPL"])
         outcome = FineTuneScheduler(loop, interval=60).check()
         # The cycle (which takes the lock again inside the scheduler's: re-entrant) ran and
-        # declined: one query is too little for a held-out set.
+        # declined: a loop with a fixed test encoder cannot be fine-tuned.
         assert outcome["action"] == "ran"
         assert outcome["result"]["status"] == "skipped"
-        assert "held-out" in outcome["result"]["reasons"][0]
+        assert "fixed encoder" in outcome["result"]["reasons"][0]
         assert holder(loop.store) is None
 
 

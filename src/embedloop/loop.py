@@ -146,6 +146,11 @@ class EmbedLoop:
         self._encoders[version] = encoder
         return encoder
 
+    @property
+    def trainable(self) -> bool:
+        """Whether fine-tuning can run (not with a fixed encoder passed to the constructor)."""
+        return self._fixed_encoder is None
+
     def remember_encoder(self, version: int, encoder: Encoder) -> None:
         """Keep a freshly trained encoder so this process need not reload it."""
         if self._fixed_encoder is None:

@@ -119,6 +119,10 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             [f"{new_events} new feedback events; fine-tuning needs {s.fine_tune_threshold} (use force to run anyway)"],
             new_events=new_events,
         )
+    if not loop.trainable:
+        return _result(
+            "skipped", ["this loop serves a fixed encoder, which cannot be fine-tuned"], new_events=new_events
+        )
     sessions = store.feedback_sessions(upto_seq=upto)
     if not s.replay:
         sessions = [x for x in sessions if x["last_seq"] > since]
