@@ -22,9 +22,7 @@ from typing import Any
 __all__ = ["DEMO_CATALOG_PATH", "iter_demo_catalog"]
 
 #: Location of the packaged demo catalog (gzip-compressed JSON Lines).
-DEMO_CATALOG_PATH: Path = (
-    Path(__file__).resolve().parent / "data" / "us_securities.jsonl.gz"
-)
+DEMO_CATALOG_PATH: Path = Path(__file__).resolve().parent / "data" / "us_securities.jsonl.gz"
 
 
 def iter_demo_catalog(limit: int | None = None) -> Iterator[dict[str, Any]]:

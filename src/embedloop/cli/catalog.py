@@ -6,10 +6,10 @@ from pathlib import Path
 
 import click
 
-from embedloop.cli.context import CliState, pass_state
+from embedloop.cli.context import CliState, LoopGroup, pass_state
 
 
-@click.group(short_help="Load or delete catalog items.")
+@click.group(cls=LoopGroup, short_help="Load or delete catalog items.")
 def catalog() -> None:
     """Load items into the catalog or delete them; the index follows."""
 

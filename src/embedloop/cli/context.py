@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
@@ -27,6 +29,8 @@ class CliState:
     model: str | None = None
     db: str | None = None
     as_json: bool = False
+    #: Where results go; captured before a command runs, when stray prints are sent to stderr.
+    stdout: TextIO = field(default_factory=lambda: sys.stdout, repr=False)
     _loop: EmbedLoop | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
@@ -57,7 +61,28 @@ class CliState:
 
     def emit(self, data: Any, text: str) -> None:
         """Write a result to stdout: ``data`` as JSON under ``--json``, else ``text``."""
-        emit(data, text, as_json=self.as_json)
+        emit(data, text, as_json=self.as_json, file=self.stdout)
+
+
+class LoopCommand(click.Command):
+    """A command whose stdout carries only its result.
+
+    While the callback runs, anything the libraries underneath print (the
+    transformers trainer prints its loss logs) goes to stderr, so ``--json``
+    output stays parseable; results are written to :attr:`CliState.stdout`.
+    Help and usage errors happen before, and still reach stdout / stderr as usual.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the callback with ``sys.stdout`` pointing at stderr."""
+        with contextlib.redirect_stdout(sys.stderr):
+            return super().invoke(ctx)
+
+
+class LoopGroup(click.Group):
+    """A command group whose commands are :class:`LoopCommand` s."""
+
+    command_class = LoopCommand
 
 
 pass_state = click.make_pass_decorator(CliState)

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from embedloop.cli.context import CliState, pass_state
+from embedloop.cli.context import CliState, LoopCommand, pass_state
 from embedloop.cli.output import key_values, metrics_text, table
 
 #: ``finetune`` exits with this code when the cycle failed (promoted, rejected, skipped: 0).
 EXIT_FINETUNE_FAILED = 1
 
 
-@click.command(short_help="Search the catalog and log what was shown.")
+@click.command(cls=LoopCommand, short_help="Search the catalog and log what was shown.")
 @click.argument("query")
 @click.option("-k", "k", type=int, default=10, show_default=True, help="How many results to return.")
 @click.option("--user", "user_id", metavar="ID", help="User or session id to log the search under.")
@@ -28,7 +28,7 @@ def search(state: CliState, query: str, k: int, user_id: str | None) -> None:
     state.emit(resp.to_dict(), f"{text}\n\nsearch id: {resp.search_id} (model version {resp.model_version})")
 
 
-@click.command(short_help="Record that the user picked a result.")
+@click.command(cls=LoopCommand, short_help="Record that the user picked a result.")
 @click.argument("search_id")
 @click.argument("item_id")
 @click.option("--event-id", metavar="ID", help="Idempotency key: a repeated event id is recorded once.")
@@ -43,7 +43,7 @@ def select(state: CliState, search_id: str, item_id: str, event_id: str | None) 
     state.emit(sel.to_dict(), f"Recorded selection of {sel.item_id} at rank {sel.rank}{note}; event id {sel.event_id}.")
 
 
-@click.command(short_help="Feedback count vs threshold, active model.")
+@click.command(cls=LoopCommand, short_help="Feedback count vs threshold, active model.")
 @pass_state
 def status(state: CliState) -> None:
     """Show whether enough feedback has accumulated to fine-tune, and the active model."""
@@ -51,7 +51,7 @@ def status(state: CliState) -> None:
     state.emit(data, key_values(data))
 
 
-@click.command(short_help="Train, gate and promote a new model version.")
+@click.command(cls=LoopCommand, short_help="Train, gate and promote a new model version.")
 @click.option("--force", is_flag=True, help="Run even if the feedback count is below the fine-tuning threshold.")
 @pass_state
 @click.pass_context
@@ -81,7 +81,7 @@ def finetune(ctx: click.Context, state: CliState, force: bool) -> None:
         ctx.exit(EXIT_FINETUNE_FAILED)
 
 
-@click.command(short_help="Score the active model on held-out feedback.")
+@click.command(cls=LoopCommand, short_help="Score the active model on held-out feedback.")
 @pass_state
 def evaluate(state: CliState) -> None:
     """Measure the active model on the held-out part of the feedback (evaluate).

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from embedloop.cli.context import CliState, pass_state
+from embedloop.cli.context import CliState, LoopGroup, pass_state
 from embedloop.cli.output import key_values
 
 logger = logging.getLogger(__name__)
@@ -18,7 +18,7 @@ def _split_ids(values: tuple[str, ...]) -> list[str]:
     return [part.strip() for value in values for part in value.split(",") if part.strip()]
 
 
-@click.group(short_help="Record, count and export feedback.")
+@click.group(cls=LoopGroup, short_help="Record, count and export feedback.")
 def feedback() -> None:
     """Record feedback for searches done elsewhere, show counts, export it."""
 
@@ -79,7 +79,7 @@ def export(state: CliState, output: Path | None) -> None:
     Writes to stdout unless -o is given; the output is JSON lines either way.
     """
     if output is None:
-        count = state.loop.export_feedback(click.get_text_stream("stdout"))
+        count = state.loop.export_feedback(state.stdout)
         logger.info("Exported %d searches", count)
         return
     count = state.loop.export_feedback(output)

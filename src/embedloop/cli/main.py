@@ -66,19 +66,24 @@ class EmbedLoopGroup(click.Group):
         sys.exit(code)
 
 
-def _configure_logging(verbose: int) -> None:
-    level = _LEVELS.get(verbose, logging.DEBUG)
+def _configure_logging(ctx: click.Context, verbose: int) -> None:
+    """Send embedloop's log records to stderr for this invocation; undo it when the command ends."""
     package_logger = logging.getLogger("embedloop")
-    for handler in list(package_logger.handlers):
-        if getattr(handler, "_embedloop_cli", False):
-            package_logger.removeHandler(handler)
+    root = logging.getLogger()
+    saved = (package_logger.level, root.level)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
-    handler._embedloop_cli = True  # type: ignore[attr-defined]
     package_logger.addHandler(handler)
-    package_logger.setLevel(level)
+    package_logger.setLevel(_LEVELS.get(verbose, logging.DEBUG))
     if verbose >= 2:
-        logging.getLogger().setLevel(logging.DEBUG)
+        root.setLevel(logging.DEBUG)
+
+    def restore() -> None:
+        package_logger.removeHandler(handler)
+        package_logger.setLevel(saved[0])
+        root.setLevel(saved[1])
+
+    ctx.call_on_close(restore)
 
 
 @click.group(cls=EmbedLoopGroup, name="embedloop", context_settings={"help_option_names": ["-h", "--help"]})
@@ -87,7 +92,9 @@ def _configure_logging(verbose: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Storage folder for the catalog, feedback, indexes and model versions (overrides LEARNING_STORAGE_PATH).",
 )
-@click.option("--model", metavar="NAME", help="Base embedding model: a name, hub id or folder (overrides EMBEDDING_MODEL).")
+@click.option(
+    "--model", metavar="NAME", help="Base embedding model: a name, hub id or folder (overrides EMBEDDING_MODEL)."
+)
 @click.option(
     "--db",
     metavar="URL",
@@ -97,14 +104,16 @@ def _configure_logging(verbose: int) -> None:
 @click.option("-v", "--verbose", count=True, help="Log progress to stderr: -v for info, -vv for debug.")
 @click.version_option(__version__, "--version", prog_name="embedloop", message="%(prog)s %(version)s")
 @click.pass_context
-def cli(ctx: click.Context, storage: Path | None, model: str | None, db: str | None, as_json: bool, verbose: int) -> None:
+def cli(
+    ctx: click.Context, storage: Path | None, model: str | None, db: str | None, as_json: bool, verbose: int
+) -> None:
     """Semantic search that fine-tunes itself from what its users select.
 
     Load a catalog, search it, record which results users pick, and run
     `finetune` once enough feedback has accumulated: the candidate model is
     promoted only if it beats the active one on held-out feedback.
     """
-    _configure_logging(verbose)
+    _configure_logging(ctx, verbose)
     state = CliState(storage=storage, model=model, db=db, as_json=as_json)
     ctx.obj = state
     ctx.call_on_close(state.close)

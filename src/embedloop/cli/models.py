@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from embedloop.cli.context import CliState, pass_state
+from embedloop.cli.context import CliState, LoopGroup, pass_state
 from embedloop.cli.output import table
 
 
@@ -22,7 +22,7 @@ def _primary_metric(manifest: dict[str, Any]) -> Any:
     return own.get(name) if isinstance(own, dict) else metrics.get(name)
 
 
-@click.group(short_help="List, roll back and prune model versions.")
+@click.group(cls=LoopGroup, short_help="List, roll back and prune model versions.")
 def models() -> None:
     """List model versions, roll back to an earlier one, prune old ones."""
 

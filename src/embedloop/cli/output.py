@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TextIO
 
 import click
 
@@ -24,7 +24,7 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         if math.isnan(value) or math.isinf(value):
             return str(value)
-        return str(int(value)) if value.is_integer() and abs(value) >= 1 else f"{value:.4f}"
+        return str(int(value)) if value.is_integer() and abs(value) >= 10 else f"{value:.4f}"
     if isinstance(value, list | tuple):
         return ", ".join(fmt_value(v) for v in value) or "-"
     return " ".join(str(value).split())  # one line, no tabs or newlines
@@ -83,6 +83,6 @@ def metrics_text(metrics: Mapping[str, Any] | None) -> str:
     return "\n".join(parts)
 
 
-def emit(data: Any, text: str, *, as_json: bool) -> None:
-    """Write ``data`` as JSON or ``text`` for people to stdout."""
-    click.echo(to_json(data) if as_json else text)
+def emit(data: Any, text: str, *, as_json: bool, file: TextIO | None = None) -> None:
+    """Write ``data`` as JSON or ``text`` for people to ``file`` (default: stdout)."""
+    click.echo(to_json(data) if as_json else text, file=file)
