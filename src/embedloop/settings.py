@@ -71,8 +71,8 @@ class Settings:
     fine_tune_threshold: int = 100
     check_interval_seconds: float = 3600.0
     min_accuracy: float = 0.70
-    #: The candidate's primary metric may be at most this much below the active model's.
-    metric_tolerance: float = 0.0
+    #: How far the candidate's held-out NDCG@10 may fall below the active model's (see the gate).
+    metric_tolerance: float = 0.02
 
     # Training.
     loss: LossName = LossName.MNRL

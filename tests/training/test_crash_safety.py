@@ -87,7 +87,7 @@ TRAINER = textwrap.dedent(
     elif point == "after-switch":
         loop.searcher.publish = die  # runs right after the pointer was replaced
     print("ready", flush=True)
-    loop.fine_tune(force=True)
+    print(loop.fine_tune(force=True), flush=True)
     print("finished", flush=True)
     """
 )
@@ -99,6 +99,7 @@ def _env(settings: Settings) -> dict[str, str]:
         "LEARNING_STORAGE_PATH": str(settings.storage_path),
         "EMBEDDING_MODEL": settings.embedding_model,
         "EMBEDLOOP_EPOCHS": "1",
+        "EMBEDLOOP_TRAIN_BATCH_SIZE": str(settings.train_batch_size),
         "EMBEDLOOP_LEARNING_RATE": str(settings.learning_rate),
         "EMBEDLOOP_MIN_HOLDOUT_QUERIES": str(settings.min_holdout_queries),
         "EMBEDLOOP_LOCK_TTL_SECONDS": "2",
@@ -117,7 +118,7 @@ def _kill_trainer(settings: Settings, point: str) -> str:
     assert proc.stdout is not None
     assert proc.stdout.readline().strip() == "ready"
     out, err = proc.communicate(timeout=600)
-    assert proc.returncode == -signal.SIGKILL, err[-2000:]
+    assert proc.returncode == -signal.SIGKILL, (point, out[-2000:], err[-1000:])
     return out
 
 

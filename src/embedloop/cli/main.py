@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from embedloop import __version__
-from embedloop.cli import catalog, core, feedback, models
+from embedloop.cli import catalog, core, feedback, models, serve
 from embedloop.cli.context import CliState
 from embedloop.errors import EmbedLoopError
 
@@ -122,6 +122,8 @@ def cli(
 cli.add_command(catalog.catalog)
 cli.add_command(feedback.feedback)
 cli.add_command(models.models)
+cli.add_command(serve.serve)
+cli.add_command(serve.mcp)
 for command in core.COMMANDS:
     cli.add_command(command)
 

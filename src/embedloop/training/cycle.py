@@ -81,20 +81,37 @@ def holdout_evaluators(
     )
 
 
-def gate(
-    active: dict[str, float], candidate: dict[str, float], *, min_accuracy: float, tolerance: float, primary: str
-) -> list[str]:
-    """Reasons to reject the candidate; empty means promote."""
+#: The gate's primary metric: the spec's accuracy (selected vs skipped, on held-out feedback).
+PRIMARY = "triplet_accuracy"
+#: The forgetting guard: ranking of held-out selections over the whole catalog.
+GUARD = "retrieval_ndcg@10"
+
+
+def gate(active: dict[str, float], candidate: dict[str, float], *, min_accuracy: float, tolerance: float) -> list[str]:
+    """Reasons to reject the candidate; empty means promote.
+
+    Promote only if nothing is NaN, the candidate's triplet accuracy reaches
+    ``min_accuracy`` *and* is not below the active model's (an absolute bar
+    alone is not enough: an untrained model can pass 70 %), the candidate is
+    not a no-op (identical held-out scores), and its NDCG@10 over the whole
+    catalog is at most ``tolerance`` below the active model's. The
+    tolerance exists because held-out selections were made from the active
+    model's own top results, which favours it on catalog-wide ranking metrics.
+    """
     reasons = []
     nan = [k for k, v in candidate.items() if isinstance(v, float) and math.isnan(v)]
     if nan:
         reasons.append(f"candidate metrics are NaN: {', '.join(sorted(nan))}")
-    acc = candidate.get("triplet_accuracy", float("nan"))
+    acc, acc_active = candidate.get(PRIMARY, float("nan")), active.get(PRIMARY, float("nan"))
     if not acc >= min_accuracy:
         reasons.append(f"triplet accuracy {acc:.3f} is below the required {min_accuracy:.2f}")
-    cand, base = candidate.get(primary, float("nan")), active.get(primary, float("nan"))
+    if not acc >= acc_active:
+        reasons.append(f"triplet accuracy {acc:.4f} is worse than the active model's {acc_active:.4f}")
+    if all(candidate.get(k) == active.get(k) for k in active):
+        reasons.append("the candidate scores exactly like the active model on every held-out metric (nothing learned)")
+    cand, base = candidate.get(GUARD, float("nan")), active.get(GUARD, float("nan"))
     if not cand >= base - tolerance:
-        reasons.append(f"{primary} {cand:.4f} is worse than the active model's {base:.4f} (tolerance {tolerance})")
+        reasons.append(f"{GUARD} {cand:.4f} fell more than {tolerance} below the active model's {base:.4f}")
     return reasons
 
 
@@ -218,7 +235,6 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             candidate_metrics,
             min_accuracy=s.min_accuracy,
             tolerance=s.metric_tolerance,
-            primary=retrieval_eval.primary_key,
         )
         manifest = {
             "parent": parent,
@@ -244,7 +260,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             "holdout_sessions": len(split.holdout),
             **sizes,
             "metrics": metrics,
-            "primary_metric": retrieval_eval.primary_key,
+            "primary_metric": PRIMARY,
             "checksum": folder_checksum(loop.registry.model_dir(version)),
             "run_id": run_id,
         }
@@ -262,9 +278,9 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             timings["promote_seconds"] = round(time.perf_counter() - tick, 3)
             status = "promoted"
             reasons = [
-                f"triplet accuracy {candidate_metrics['triplet_accuracy']:.3f} >= {s.min_accuracy:.2f} and "
-                f"{retrieval_eval.primary_key} {candidate_metrics[retrieval_eval.primary_key]:.4f} >= active "
-                f"{active_metrics[retrieval_eval.primary_key]:.4f}"
+                f"triplet accuracy {candidate_metrics[PRIMARY]:.3f} >= {s.min_accuracy:.2f} and >= active "
+                f"{active_metrics[PRIMARY]:.3f}; {GUARD} {candidate_metrics[GUARD]:.4f} vs active "
+                f"{active_metrics[GUARD]:.4f} (tolerance {s.metric_tolerance})"
             ]
         finish_run(
             store,
@@ -389,14 +405,14 @@ def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str,
         "metrics": metrics,
         "holdout_queries": split.holdout_queries,
         "holdout_sessions": len(split.holdout),
-        "primary_metric": retrieval_eval.primary_key,
+        "primary_metric": PRIMARY,
     }
     if candidate is not None:
         encoder = SentenceTransformerEncoder.load(candidate, device=s.device, max_seq_length=s.max_seq_length)
         cand = {**triplet_eval(encoder), **retrieval_eval(encoder)}
         out["candidate_metrics"] = cand
         out["gate_reasons"] = gate(
-            metrics, cand, min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance, primary=retrieval_eval.primary_key
+            metrics, cand, min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance
         )
         out["would_promote"] = not out["gate_reasons"]
     return out

@@ -137,7 +137,9 @@ class EmbeddingFineTuner:
             num_train_epochs=s.epochs,
             per_device_train_batch_size=max(2, min(s.train_batch_size, rows // _world_size())),
             learning_rate=s.learning_rate,
-            warmup_steps=0.1,  # a float is a ratio of all steps (transformers v5)
+            # A float is a ratio of all steps (transformers v5). No warm-up for short runs: with one or two
+            # steps, a warm-up would train at a learning rate of ~0 and change nothing.
+            warmup_steps=0.1 if rows // max(2, s.train_batch_size) * s.epochs >= 10 else 0,
             seed=s.seed,
             data_seed=s.seed,
             batch_sampler="no_duplicates" if s.loss is LossName.MNRL else "batch_sampler",
