@@ -339,6 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="any Settings field"
     )
+    p.add_argument(
+        "--mode",
+        choices=["full", "query_encoder", "adapter"],
+        default=None,
+        help="training mode (same as --set training_mode=...)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default bench-results/<dataset>)")
     p.add_argument("--keep-storage", action="store_true", help="keep the temporary storage folder")
     return p
@@ -367,6 +373,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     storage = Path(tempfile.mkdtemp(prefix=f"embedloop-bench-{args.dataset}-"))
     overrides: dict[str, Any] = parse_set(args.overrides)
+    if args.mode is not None:
+        overrides["training_mode"] = args.mode
     settings_kwargs: dict[str, Any] = {
         "embedding_model": args.model,
         "storage_path": storage,
