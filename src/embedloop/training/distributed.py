@@ -76,8 +76,16 @@ def main(argv: list[str] | None = None) -> int:
             count = write_examples(examples, texts, args.output)
         logger.info("Wrote %d examples to %s", count, args.output)
         return 0
+    import torch.distributed as dist
+
     examples = read_examples(args.examples)
-    result = EmbeddingFineTuner(settings).train(args.parent, examples, {}, args.output)
+    try:
+        result = EmbeddingFineTuner(settings).train(args.parent, examples, {}, args.output)
+        if dist.is_available() and dist.is_initialized():
+            dist.barrier()  # every rank waits until rank 0 has written the weights
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()  # a rank exiting with a live group aborts the others
     if int(os.environ.get("RANK", "0")) == 0:
         logger.info("Trained %d rows in %.1fs; saved to %s", result.rows, result.seconds, result.path)
     return 0
