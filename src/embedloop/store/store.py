@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -284,48 +284,87 @@ class FeedbackStore:
 
         Every shown id must be a known item and every selected id must be among
         the shown ones; otherwise nothing is stored. An event whose ``event_id``
-        was seen before is a no-op returning the first search's id.
+        was seen before is a no-op returning the first search's id. Each table
+        gets one multi-row insert for the whole batch.
         """
-        out: list[tuple[str, list[Selection]]] = []
-        all_ids = {i for e in events for i in e.shown}
-        known = set(self.get_items(list(all_ids)))
-        missing = sorted(all_ids - known)
-        if missing:
-            raise NotFoundError(
-                f"Unknown item id(s) in shown: {missing[:10]!r}; add them to the catalog first "
-                "(add_items / `embedloop catalog load`). Nothing was stored."
-            )
+        stamp = now()
         with self.engine.begin() as conn:
-            for event in events:
-                if event.event_id is not None:
-                    prior = conn.scalar(select(searches.c.id).where(searches.c.event_id == event.event_id))
-                    if prior is not None:
-                        out.append((prior, self._selections_of(conn, prior, duplicate=True)))
-                        continue
-                search_id = new_id()
-                self._insert_search(
-                    conn,
-                    search_id,
-                    event.query,
-                    [(i, None) for i in event.shown],
-                    None,
-                    event.user_id,
-                    "external",
-                    event.event_id,
+            shown_ids = list({i for e in events for i in e.shown})
+            known: set[str] = set()
+            for chunk in _chunks(shown_ids):
+                known.update(conn.scalars(select(items.c.id).where(items.c.id.in_(chunk), items.c.deleted.is_(False))))
+            missing = sorted(set(shown_ids) - known)
+            if missing:
+                raise NotFoundError(
+                    f"Unknown item id(s) in shown: {missing[:10]!r}; add them to the catalog first "
+                    "(add_items / `embedloop catalog load`). Nothing was stored."
                 )
-                picked: list[Selection] = []
-                for item_id in dict.fromkeys(event.selected):
-                    rank = event.shown.index(item_id) + 1
-                    sel_event = f"{event.event_id}:{item_id}" if event.event_id else new_id()
-                    seq = self._insert_selection(conn, sel_event, search_id, item_id, rank)
-                    picked.append(Selection(sel_event, search_id, item_id, rank, seq))
-                out.append((search_id, picked))
-        return out
-
-    @staticmethod
-    def _selections_of(conn: Connection, search_id: str, *, duplicate: bool = False) -> list[Selection]:
-        rows = conn.execute(select(selections).where(selections.c.search_id == search_id).order_by(selections.c.seq))
-        return [Selection(r.event_id, r.search_id, r.item_id, r.rank, r.seq, duplicate=duplicate) for r in rows]
+            event_ids = [e.event_id for e in events if e.event_id is not None]
+            prior: dict[str, str] = {}
+            for chunk in _chunks(event_ids):
+                prior.update(
+                    {
+                        r.event_id: r.id
+                        for r in conn.execute(
+                            select(searches.c.id, searches.c.event_id).where(searches.c.event_id.in_(chunk))
+                        )
+                    }
+                )
+            search_rows: list[dict[str, Any]] = []
+            shown_rows: list[dict[str, Any]] = []
+            picked_rows: list[dict[str, Any]] = []
+            plan: list[tuple[str, bool]] = []  # (search id, is a replay)
+            for event in events:
+                if event.event_id is not None and event.event_id in prior:
+                    plan.append((prior[event.event_id], True))
+                    continue
+                search_id = new_id()
+                if event.event_id is not None:
+                    prior[event.event_id] = search_id  # a repeat later in this batch is a replay too
+                plan.append((search_id, False))
+                search_rows.append(
+                    {
+                        "id": search_id,
+                        "query": event.query,
+                        "user_id": event.user_id,
+                        "model_version": None,
+                        "source": "external",
+                        "event_id": event.event_id,
+                        "created_at": stamp,
+                    }
+                )
+                shown_rows.extend(
+                    {"search_id": search_id, "rank": rank, "item_id": item_id, "score": None}
+                    for rank, item_id in enumerate(event.shown, start=1)
+                )
+                picked_rows.extend(
+                    {
+                        "event_id": f"{event.event_id}:{item_id}" if event.event_id else new_id(),
+                        "search_id": search_id,
+                        "item_id": item_id,
+                        "rank": event.shown.index(item_id) + 1,
+                        "created_at": stamp,
+                    }
+                    for item_id in dict.fromkeys(event.selected)
+                )
+            for table, rows in ((searches, search_rows), (impressions, shown_rows), (selections, picked_rows)):
+                if rows:
+                    conn.execute(insert(table), rows)
+            by_search: dict[str, list[Selection]] = {}
+            for chunk in _chunks([sid for sid, _replay in plan]):
+                for r in conn.execute(
+                    select(selections).where(selections.c.search_id.in_(chunk)).order_by(selections.c.seq)
+                ):
+                    by_search.setdefault(r.search_id, []).append(
+                        Selection(r.event_id, r.search_id, r.item_id, r.rank, r.seq)
+                    )
+        return [
+            (
+                sid,
+                [replace(sel, duplicate=True) for sel in by_search.get(sid, [])] if replay else by_search.get(sid, []),
+            )
+            for sid, replay in plan
+        ]
 
     # ----------------------------------------------------------------- reading
     def max_selection_seq(self) -> int:
