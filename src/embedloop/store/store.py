@@ -347,11 +347,20 @@ class FeedbackStore:
                     }
                     for item_id in dict.fromkeys(event.selected)
                 )
-            for table, rows in ((searches, search_rows), (impressions, shown_rows), (selections, picked_rows)):
+            for table, rows in ((searches, search_rows), (impressions, shown_rows)):
                 if rows:
                     conn.execute(insert(table), rows)
             by_search: dict[str, list[Selection]] = {}
-            for chunk in _chunks([sid for sid, _replay in plan]):
+            if picked_rows:  # RETURNING gives each new selection its sequence number without a read-back
+                returned = conn.execute(
+                    insert(selections).returning(selections.c.seq, sort_by_parameter_order=True), picked_rows
+                ).all()
+                for row, (seq,) in zip(picked_rows, returned, strict=True):
+                    by_search.setdefault(row["search_id"], []).append(
+                        Selection(row["event_id"], row["search_id"], row["item_id"], row["rank"], int(seq))
+                    )
+            replays = [sid for sid, replay in plan if replay]
+            for chunk in _chunks(replays):
                 for r in conn.execute(
                     select(selections).where(selections.c.search_id.in_(chunk)).order_by(selections.c.seq)
                 ):
