@@ -62,3 +62,19 @@ def test_bad_values_name_variable_value_and_allowed(env: str, value: str, fragme
 def test_public_dict_masks_tokens(tmp_path: Path):
     s = Settings(storage_path=tmp_path, api_token="secret")
     assert s.public_dict()["api_token"] == "***"
+
+
+def test_torch_threads_setting_is_applied(tmp_path: Path):
+    import torch
+
+    from embedloop import EmbedLoop
+    from embedloop.models.encoder import HashingEncoder
+
+    before = torch.get_num_threads()
+    try:
+        EmbedLoop(Settings(storage_path=tmp_path, torch_threads=1), encoder=HashingEncoder()).close()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ConfigError, match="EMBEDLOOP_TORCH_THREADS"):
+        Settings.from_env({"EMBEDLOOP_TORCH_THREADS": "0"})

@@ -56,6 +56,8 @@ class EmbedLoop:
 
     def __init__(self, settings: Settings | None = None, *, encoder: Encoder | None = None) -> None:
         self.settings = settings if settings is not None else Settings.from_env()
+        if self.settings.torch_threads is not None:
+            _set_threads(self.settings.torch_threads)
         root = _prepare_storage(self.settings.storage_path.expanduser())
         self.storage_path = root
         self.store = FeedbackStore(self.settings.sqlalchemy_url)
@@ -466,6 +468,15 @@ class EmbedLoop:
             self._encoders.pop(version, None)
             removed.append(version)
         return {"removed": removed, "kept": [m["version"] for m in self.registry.manifests()]}
+
+
+def _set_threads(count: int) -> None:
+    """Cap torch's and FAISS's CPU threads for this process."""
+    import faiss
+    import torch
+
+    torch.set_num_threads(count)
+    faiss.omp_set_num_threads(count)
 
 
 def _canonical(name: Any) -> str:

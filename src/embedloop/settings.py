@@ -101,6 +101,9 @@ class Settings:
     max_k: int = 1000
     max_text_length: int = 10_000
     device: str | None = None
+    #: CPU threads for torch and FAISS (None: the libraries' default). 1 is much faster on a busy
+    #: 2-core machine, where default threads spin-wait (see docs/benchmarks.md, "Threads").
+    torch_threads: int | None = None
     show_progress: bool = True
     api_token: str | None = None
     feedback_token: str | None = None
@@ -241,6 +244,8 @@ def _validate(s: Settings) -> None:
     _check(s.min_train_examples >= 1, "min_train_examples", s.min_train_examples, "must be >= 1")
     _check(8 <= s.max_seq_length <= 8192, "max_seq_length", s.max_seq_length, "must be between 8 and 8192")
     _check(1 <= s.encode_batch_size <= 4096, "encode_batch_size", s.encode_batch_size, "must be between 1 and 4096")
+    if s.torch_threads is not None:
+        _check(1 <= s.torch_threads <= 1024, "torch_threads", s.torch_threads, "must be between 1 and 1024")
     _check(1 <= s.max_k <= 100_000, "max_k", s.max_k, "must be between 1 and 100000")
     _check(s.max_text_length >= 1, "max_text_length", s.max_text_length, "must be >= 1")
     if s.database_url is not None:
