@@ -163,17 +163,14 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
     timings: dict[str, float] = {}
     try:
         examples, texts = _build_examples(loop, state, split.train, sessions)
-        if len(examples) < s.min_train_examples:
-            reason = f"only {len(examples)} training examples; need {s.min_train_examples}"
-            finish_run(
-                store,
-                run_id,
-                status="skipped",
-                reasons=[reason],
-                train_size=len(examples),
-                holdout_size=len(split.holdout),
-            )
+
+        def skip(reason: str) -> dict[str, Any]:
+            sizes_now = {"train_size": len(examples), "holdout_size": len(split.holdout)}
+            finish_run(store, run_id, status="skipped", reasons=[reason], **sizes_now)
             return _result("skipped", [reason], new_events=new_events, **sizes)
+
+        if len(examples) < s.min_train_examples:
+            return skip(f"only {len(examples)} training examples; need {s.min_train_examples}")
         catalog_revision = store.catalog_revision()  # read first: later changes are re-applied by sync
         catalog = store.catalog()
         corpus_ids, corpus_texts = [r.id for r in catalog], [r.text for r in catalog]
@@ -182,16 +179,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size
         )
         if not triplet_eval.triplets:
-            reason = "held-out feedback has no skipped results to compare selections against"
-            finish_run(
-                store,
-                run_id,
-                status="skipped",
-                reasons=[reason],
-                train_size=len(examples),
-                holdout_size=len(split.holdout),
-            )
-            return _result("skipped", [reason], new_events=new_events, **sizes)
+            return skip("held-out feedback has no skipped results to compare selections against")
 
         version = loop.registry.next_version()
         mode = s.training_mode
@@ -411,9 +399,7 @@ def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str,
         encoder = SentenceTransformerEncoder.load(candidate, device=s.device, max_seq_length=s.max_seq_length)
         cand = {**triplet_eval(encoder), **retrieval_eval(encoder)}
         out["candidate_metrics"] = cand
-        out["gate_reasons"] = gate(
-            metrics, cand, min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance
-        )
+        out["gate_reasons"] = gate(metrics, cand, min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance)
         out["would_promote"] = not out["gate_reasons"]
     return out
 
