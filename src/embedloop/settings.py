@@ -37,6 +37,9 @@ class TrainingMode(StrEnum):
     ADAPTER = "adapter"  # a low-rank transform of query embeddings; the cheapest
 
 
+#: The allowed values of ``negative_sources``.
+NEGATIVE_SOURCES = ("skip_above", "shown", "mined")
+
 #: Environment variable for each field whose name is not ``EMBEDLOOP_<FIELD>``.
 SPEC_ENV_NAMES = {
     "embedding_model": "EMBEDDING_MODEL",
@@ -85,6 +88,9 @@ class Settings:
     train_batch_size: int = 32
     seed: int = 42
     hard_negatives: int = 2
+    #: Where negatives come from, comma-separated, in order of trust: skip_above, shown, mined
+    #: (random catalog items fill any remaining slots).
+    negative_sources: str = "skip_above,shown,mined"
     position_bias: bool = False
     replay: bool = True
     distill_weight: float = 0.0
@@ -237,6 +243,13 @@ def _validate(s: Settings) -> None:
     _check(1 <= s.adapter_rank <= 1024, "adapter_rank", s.adapter_rank, "must be between 1 and 1024")
     _check(1 <= s.adapter_epochs <= 1000, "adapter_epochs", s.adapter_epochs, "must be between 1 and 1000")
     _check(0.0 < s.adapter_learning_rate < 1.0, "adapter_learning_rate", s.adapter_learning_rate, "must be in (0, 1)")
+    sources = [x.strip() for x in s.negative_sources.split(",") if x.strip()]
+    _check(
+        all(x in NEGATIVE_SOURCES for x in sources),
+        "negative_sources",
+        s.negative_sources,
+        "a comma-separated subset of " + ", ".join(NEGATIVE_SOURCES),
+    )
     _check(s.distill_weight >= 0.0, "distill_weight", s.distill_weight, "must be >= 0")
     _check(0.0 < s.holdout_fraction < 1.0, "holdout_fraction", s.holdout_fraction, "must be in (0, 1)")
     _check(s.min_holdout_queries >= 1, "min_holdout_queries", s.min_holdout_queries, "must be >= 1")

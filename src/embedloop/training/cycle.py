@@ -418,7 +418,8 @@ def _build_examples(
 ) -> tuple[list[TrainingExample], dict[str, str]]:
     s = loop.settings
     guard = selected_by_query(all_sessions)
-    examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias)
+    sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
+    examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias, sources=sources)
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)
@@ -426,7 +427,7 @@ def _build_examples(
             scores, keys = state.index.search(vectors, n)
             return [[state.items[int(k)][0] for k in row if k >= 0 and int(k) in state.items] for row in keys]
 
-    mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives)
+    mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives) if "mined" in sources else 0
     ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
     texts = loop.store.iter_item_texts(ids)
     examples = [ex for ex in examples if ex.positive in texts]

@@ -69,8 +69,9 @@ def examples_from_sessions(
     guard: dict[str, set[str]],
     position_bias: bool = False,
     theta: float = 1.0,
+    sources: tuple[str, ...] = ("skip_above", "shown"),
 ) -> list[TrainingExample]:
-    """Positive pairs with skip-above and shown negatives, merged per (query, positive)."""
+    """Positive pairs with skip-above and/or shown negatives (per ``sources``), merged per (query, positive)."""
     merged: dict[tuple[str, str], TrainingExample] = {}
     for s in sessions:
         key_q = normalise_query(s["query"])
@@ -78,8 +79,8 @@ def examples_from_sessions(
         shown: list[str] = s["shown"]
         for item, rank, _seq in s["selected"]:
             above = shown[: (rank or 1) - 1] if rank else []
-            skip_above = [i for i in above if i not in never]
-            others = [i for i in shown if i not in never and i not in skip_above and i != item]
+            skip_above = [i for i in above if i not in never] if "skip_above" in sources else []
+            others = [i for i in shown if i not in never and i not in above and i != item] if "shown" in sources else []
             weight = min(float(rank or 1) ** theta, MAX_PROPENSITY_WEIGHT) if position_bias else 1.0
             key = (key_q, item)
             if key in merged:
