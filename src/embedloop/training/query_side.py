@@ -128,7 +128,7 @@ def train_adapter(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            steps, last = steps + 1, float(loss)
+            steps, last = steps + 1, float(loss.detach())
     adapter.eval()
     adapter.save(output_dir)
     seconds = time.perf_counter() - started
@@ -173,7 +173,7 @@ def train_query_encoder(
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            steps, last = steps + 1, float(loss)
+            steps, last = steps + 1, float(loss.detach())
     model.eval()
     output_dir.mkdir(parents=True, exist_ok=True)
     model.save(str(output_dir))

@@ -44,6 +44,7 @@ class BeirData:
         return {q: d for q, d in out.items() if d}
 
     def summary(self) -> dict[str, object]:
+        """Sizes of the corpus, the queries and the judgments per split."""
         return {
             "name": self.name,
             "corpus_docs": len(self.corpus),

@@ -1,0 +1,611 @@
+"""Quality benchmark: do simulated users' selections make search better?
+
+Protocol (DESIGN.md, "Benchmarks"; issue 5):
+
+1. the BEIR corpus is indexed through the public API (``EmbedLoop.add_items``)
+   in a fresh temporary storage folder;
+2. simulated users, through the public API only: a train query is picked at
+   random, ``resp = loop.search(query, k=10)``, rank r is examined with
+   probability (1/r)^theta, an examined judged-relevant result (qrels score
+   > 0) is selected with probability ``--p-relevant``, an examined other one
+   with ``--p-irrelevant``; each pick goes to ``loop.record_selection``.
+   ``--noise p`` replaces each pick, with probability p, by a uniformly random
+   shown result; ``--random-selections`` ignores relevance altogether (one
+   uniformly random shown result per session);
+3. after every round of ``--sessions`` sessions ``loop.fine_tune()`` runs the
+   product's own cycle (``fine_tune_threshold``, counted in selections,
+   defaults to the sessions per round on NFCorpus and half of them on
+   SciFact, whose sessions yield ~0.6 selections each; a round that yields
+   fewer is skipped by the product and its feedback carries over);
+4. dev queries are scored WITHOUT ``loop.search`` (which would log
+   impressions into the feedback store): the active version's encoder
+   (``loop.searcher.state.encoder``) embeds the dev queries and the active
+   index is searched with ``loop.searcher.search_vector`` (top 100). The
+   serving index holds the active model's vectors of every document, so
+   nothing is re-embedded for evaluation.
+   Metrics: NDCG@10 (linear gains, log2 discount, as pytrec_eval / BEIR),
+   MRR@10 and Recall@100 (relevant = score > 0);
+5. oracle: ``EmbeddingFineTuner`` with the same Settings trains the base
+   model once on (query, judged-relevant doc) pairs from the train qrels,
+   as many pairs as distinct (query, selected doc) pairs the feedback
+   produced, each with ``hard_negatives`` negatives mined from the base
+   model's ranking (top results that are not judged relevant);
+6. headline: gain recovered = (final - base) / (oracle - base) on NDCG@10.
+
+Writes ``results.json`` and ``quality.png`` into ``--out``.
+
+Run: ``python bench/feedback_quality.py --dataset nfcorpus --out bench-results/nfcorpus``
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import math
+import os
+import platform
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from embedloop.benchmarks.beir import BeirData, load_beir
+
+logger = logging.getLogger(__name__)
+
+#: Where the BEIR folders are looked for: $EMBEDLOOP_BENCH_DATA, else ./shared/data or ../shared/data.
+DATA_ROOT = next(
+    (
+        Path(p)
+        for p in (os.environ.get("EMBEDLOOP_BENCH_DATA"), "shared/data", "../shared/data", "/work/shared/data")
+        if p and Path(p).is_dir()
+    ),
+    Path("../shared/data"),
+)
+#: Results go here unless --out says otherwise.
+RESULTS_ROOT = Path("bench-results")
+
+
+#: Default sizes per dataset (chosen to run in < 30 min on 2 CPU cores with MiniLM).
+DEFAULTS = {
+    # SciFact queries have ~1.1 relevant docs, so a session yields ~0.6 selections: threshold = half a round.
+    "nfcorpus": {"sessions": 250, "rounds": 4, "corpus_limit": None, "threshold": 250},
+    "scifact": {"sessions": 200, "rounds": 4, "corpus_limit": None, "threshold": 100},
+}
+METRICS = ("ndcg@10", "mrr@10", "recall@100")
+
+
+# ---------------------------------------------------------------- metrics
+def score_run(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
+    """Mean NDCG@10, MRR@10, Recall@100 over the queries of ``qrels``."""
+    ndcg, mrr, recall = [], [], []
+    for q, judged in qrels.items():
+        rel = {d: s for d, s in judged.items() if s > 0}
+        if not rel:
+            continue
+        docs = ranked.get(q, [])
+        dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(docs[:10]))
+        ideal = sorted(rel.values(), reverse=True)[:10]
+        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
+        ndcg.append(dcg / idcg if idcg > 0 else 0.0)
+        rr = 0.0
+        for i, d in enumerate(docs[:10]):
+            if d in rel:
+                rr = 1.0 / (i + 1)
+                break
+        mrr.append(rr)
+        recall.append(len(rel.keys() & set(docs[:100])) / len(rel))
+    return {
+        "ndcg@10": float(np.mean(ndcg)) if ndcg else float("nan"),
+        "mrr@10": float(np.mean(mrr)) if mrr else float("nan"),
+        "recall@100": float(np.mean(recall)) if recall else float("nan"),
+        "queries": len(ndcg),
+    }
+
+
+def evaluate_active(loop: Any, data: BeirData, split: str) -> dict[str, float]:
+    """Dev metrics of the active version, through its encoder and serving index (no search log)."""
+    state = loop.searcher.state
+    qrels = data.qrels[split]
+    qids = sorted(qrels)
+    vectors = state.encoder.encode([data.queries[q] for q in qids], batch_size=loop.settings.encode_batch_size)
+    ranked = {}
+    for q, vec in zip(qids, vectors, strict=True):
+        hits = loop.searcher.search_vector(state, vec[None, :], 100)
+        ranked[q] = [state.items[key][0] for key, _score in hits]
+    out = score_run(ranked, qrels)
+    out["version"] = state.version
+    return out
+
+
+def evaluate_model(model: Any, data: BeirData, split: str, doc_ids: list[str], batch_size: int) -> dict[str, float]:
+    """Dev metrics of a bare sentence-transformers model (exact inner-product search)."""
+    from embedloop.models.encoder import SentenceTransformerEncoder
+
+    enc = SentenceTransformerEncoder(model)
+    docs = enc.encode([data.corpus[d] for d in doc_ids], batch_size=batch_size)
+    qrels = data.qrels[split]
+    qids = sorted(qrels)
+    qv = enc.encode([data.queries[q] for q in qids], batch_size=batch_size)
+    scores = qv @ docs.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
+    ranked = {q: [doc_ids[j] for j in row] for q, row in zip(qids, top, strict=True)}
+    return score_run(ranked, qrels)
+
+
+# ---------------------------------------------------------------- simulation
+def simulate_round(
+    loop: Any,
+    data: BeirData,
+    train_qids: list[str],
+    rel: dict[str, set[str]],
+    args: argparse.Namespace,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """``args.sessions`` simulated sessions through the public API."""
+    selections = relevant_picks = sessions_with_pick = 0
+    pairs: set[tuple[str, str]] = set()
+    for _ in range(args.sessions):
+        qid = rng.choice(train_qids)
+        resp = loop.search(data.queries[qid], k=10)
+        shown = [h.item_id for h in resp.hits]
+        picks: list[str] = []
+        if args.random_selections:
+            if shown:
+                picks.append(rng.choice(shown))
+        else:
+            for hit in resp.hits:
+                examined = rng.random() < (1.0 / hit.rank) ** args.theta
+                if not examined:
+                    continue
+                p = args.p_relevant if hit.item_id in rel[qid] else args.p_irrelevant
+                if rng.random() < p:
+                    picks.append(hit.item_id)
+            if args.noise > 0:
+                picks = [rng.choice(shown) if rng.random() < args.noise else item for item in picks]
+        seen: set[str] = set()
+        for item in picks:
+            if item in seen:
+                continue
+            seen.add(item)
+            loop.record_selection(resp.search_id, item)
+            selections += 1
+            relevant_picks += item in rel[qid]
+            pairs.add((qid, item))
+        sessions_with_pick += bool(seen)
+    return {
+        "sessions": args.sessions,
+        "selections": selections,
+        "relevant_selections": relevant_picks,
+        "sessions_with_selection": sessions_with_pick,
+        "pairs": pairs,
+    }
+
+
+# ---------------------------------------------------------------- indexing
+def index_corpus(loop_cls: Any, settings: Any, items: list[dict[str, str]], args: argparse.Namespace) -> Any:
+    """A loop over ``items``, indexed through ``add_items``.
+
+    With ``--index-cache DIR`` the freshly indexed storage folder (catalog, base index, no feedback) is
+    kept under DIR, keyed by everything that determines it, and later runs start from a copy of it:
+    the index is still the product's own, built through the public API, just not rebuilt every run.
+    """
+    cache_root = args.index_cache
+    if cache_root is None:
+        loop = loop_cls(settings)
+        loop.add_items(items)
+        return loop
+    digest = hashlib.sha256()
+    digest.update(f"{settings.embedding_model}|{settings.max_seq_length}|".encode())
+    for it in items:
+        digest.update(f"{it['id']}\x1f{it['text']}\x1e".encode())
+    snapshot = cache_root / f"{args.dataset}-{digest.hexdigest()[:16]}"
+    if (snapshot / "READY").is_file():
+        shutil.rmtree(settings.storage_path, ignore_errors=True)
+        shutil.copytree(snapshot / "storage", settings.storage_path)
+        logger.info("Index: copied the cached storage %s", snapshot)
+        return loop_cls(settings)
+    loop = loop_cls(settings)
+    loop.add_items(items)
+    loop.close()
+    shutil.rmtree(snapshot, ignore_errors=True)
+    snapshot.mkdir(parents=True)
+    shutil.copytree(settings.storage_path, snapshot / "storage")
+    (snapshot / "READY").write_text("ok\n")
+    logger.info("Index: cached the indexed storage in %s", snapshot)
+    return loop_cls(settings)
+
+
+# ---------------------------------------------------------------- oracle
+def train_oracle(
+    loop: Any, data: BeirData, budget: int, rng_seed: int, out_dir: Path, base_doc_vecs: np.ndarray | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune the base model once on ``budget`` judged (query, relevant doc) train pairs."""
+    from sentence_transformers import SentenceTransformer
+
+    from embedloop.training.examples import TrainingExample
+    from embedloop.training.finetuner import EmbeddingFineTuner
+
+    s = loop.settings
+    rel = data.relevant("train")
+    judged = {q: set(d) for q, d in data.qrels["train"].items()}
+    rng = random.Random(rng_seed)
+    # uniform over queries (as the simulated users pick them), then a relevant doc not used yet
+    remaining = {q: sorted(d) for q, d in rel.items()}
+    qids = sorted(remaining)
+    pairs: list[tuple[str, str]] = []
+    total = sum(len(v) for v in remaining.values())
+    budget = min(budget, total)
+    while len(pairs) < budget:
+        q = rng.choice(qids)
+        if not remaining[q]:
+            continue
+        d = remaining[q].pop(rng.randrange(len(remaining[q])))
+        pairs.append((q, d))
+    base_path = loop.model_path(0)
+    base = SentenceTransformer(str(base_path), device=s.device or "cpu", local_files_only=True)
+    if (base.max_seq_length or 0) > s.max_seq_length:
+        base.max_seq_length = s.max_seq_length
+    # hard negatives from the base model: top results not judged for the query
+    doc_ids = sorted(data.corpus)
+    tick = time.perf_counter()
+    from embedloop.models.encoder import SentenceTransformerEncoder
+
+    enc = SentenceTransformerEncoder(base)
+    if base_doc_vecs is None:
+        base_doc_vecs = enc.encode([data.corpus[d] for d in doc_ids], batch_size=s.encode_batch_size)
+    doc_vecs = base_doc_vecs
+    uq = sorted({q for q, _ in pairs})
+    qv = enc.encode([data.queries[q] for q in uq], batch_size=s.encode_batch_size)
+    order = np.argsort(-(qv @ doc_vecs.T), axis=1, kind="stable")[:, : s.hard_negatives + 50]
+    mined = {
+        q: [doc_ids[j] for j in row if doc_ids[j] not in judged[q]][: s.hard_negatives]
+        for q, row in zip(uq, order, strict=True)
+    }
+    examples = [TrainingExample(data.queries[q], d, list(mined[q]), source="oracle") for q, d in pairs]
+    rng2 = random.Random(s.seed)
+    rng2.shuffle(examples)
+    texts = {d: data.corpus[d] for d in {d for _, d in pairs} | {n for v in mined.values() for n in v}}
+    mine_seconds = time.perf_counter() - tick
+    tick = time.perf_counter()
+    result = EmbeddingFineTuner(s).train(
+        base, examples, texts, out_dir, distill_texts=[data.corpus[d] for d in doc_ids]
+    )
+    info = {
+        "pairs": len(pairs),
+        "queries": len(uq),
+        "mine_seconds": round(mine_seconds, 2),
+        "train_seconds": round(time.perf_counter() - tick, 2),
+        "rows": result.rows,
+        "steps": result.steps,
+        "train_loss": result.train_loss,
+    }
+    return result.model, info
+
+
+# ---------------------------------------------------------------- chart
+def write_chart(results: dict[str, Any], path: Path) -> None:
+    """A PNG of each dev metric per cycle, with the base and oracle lines."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cycles = results["cycles"]
+    xs = list(range(len(cycles) + 1))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    colors = {"promoted": "tab:green", "rejected": "tab:red", "skipped": "tab:gray", "failed": "black"}
+    for ax, metric in zip(axes, METRICS, strict=True):
+        ys = [results["base"][metric]] + [c["dev"][metric] for c in cycles]
+        ax.plot(xs, ys, "-", color="tab:blue", label="feedback loop (active model)")
+        for x, c in zip(xs[1:], cycles, strict=True):
+            ax.scatter([x], [c["dev"][metric]], color=colors.get(c["status"], "black"), zorder=3, s=30)
+        ax.scatter([0], [ys[0]], color="tab:blue", zorder=3, s=30)
+        if results.get("oracle"):
+            ax.axhline(
+                results["oracle"]["dev"][metric], color="tab:orange", linestyle="--", label="oracle (train judgments)"
+            )
+        ax.axhline(ys[0], color="tab:blue", linestyle=":", linewidth=0.8, label="base")
+        ax.set_title(f"dev {metric}")
+        ax.set_xlabel("cycle (0 = base)")
+        ax.set_xticks(xs)
+    handles, labels = axes[0].get_legend_handles_labels()
+    for status, color in colors.items():
+        if any(c["status"] == status for c in cycles):
+            handles.append(plt.Line2D([], [], marker="o", linestyle="", color=color))
+            labels.append(f"cycle {status}")
+    cfg = results["config"]
+    fig.suptitle(
+        f"{cfg['dataset']} · {cfg['model']} · {cfg['rounds']}×{cfg['sessions']} sessions · θ={cfg['theta']} "
+        f"noise={cfg['noise']}{' random' if cfg['random_selections'] else ''} · gain recovered "
+        f"{results['headline']['gain_recovered']}"
+    )
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------- main
+def parse_set(values: list[str]) -> dict[str, str]:
+    """``["key=value", ...]`` → ``{key: value}`` (``--set`` options)."""
+    out = {}
+    for v in values:
+        if "=" not in v:
+            raise SystemExit(f"--set expects key=value, got {v!r}")
+        k, val = v.split("=", 1)
+        out[k.strip()] = val.strip()
+    return out
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's command line."""
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--dataset", choices=sorted(DEFAULTS), default="nfcorpus")
+    p.add_argument("--data-root", type=Path, default=DATA_ROOT, help="folder holding the BEIR datasets")
+    p.add_argument("--model", default="all-MiniLM-L6-v2")
+    p.add_argument("--sessions", type=int, default=None, help="sessions per round (default per dataset)")
+    p.add_argument(
+        "--rounds", type=int, default=None, help="rounds, each followed by fine_tune() (default per dataset)"
+    )
+    p.add_argument(
+        "--threshold",
+        type=int,
+        default=None,
+        help="fine_tune_threshold (default per dataset: nfcorpus = sessions per round, scifact = half of it)",
+    )
+    p.add_argument("--theta", type=float, default=1.0, help="examination probability at rank r is (1/r)^theta")
+    p.add_argument("--p-relevant", type=float, default=0.9)
+    p.add_argument("--p-irrelevant", type=float, default=0.1)
+    p.add_argument("--noise", type=float, default=0.0, help="fraction of selections replaced by a random shown result")
+    p.add_argument("--random-selections", action="store_true", help="one uniformly random shown result per session")
+    p.add_argument(
+        "--corpus-limit", type=int, default=None, help="cap the corpus (keeps every judged doc of kept queries)"
+    )
+    p.add_argument("--eval-split", default="dev", choices=["dev", "test"], help="test only for final reports")
+    p.add_argument("--no-oracle", action="store_true")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="any Settings field"
+    )
+    p.add_argument(
+        "--mode",
+        choices=["full", "query_encoder", "adapter"],
+        default=None,
+        help="training mode (same as --set training_mode=...)",
+    )
+    p.add_argument("--out", type=Path, default=None, help="output folder (default bench-results/<dataset>)")
+    p.add_argument("--keep-storage", action="store_true", help="keep the temporary storage folder")
+    p.add_argument(
+        "--index-cache",
+        type=Path,
+        default=None,
+        help="keep the indexed storage (no feedback) here and start later runs on the same corpus from a copy",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """Index, simulate, fine-tune round by round, score on dev, train the oracle; write results and chart."""
+    from embedloop import EmbedLoop, Settings
+
+    defaults = DEFAULTS[args.dataset]
+    args.sessions = args.sessions or defaults["sessions"]
+    args.rounds = args.rounds or defaults["rounds"]
+    if args.corpus_limit is None:
+        args.corpus_limit = defaults["corpus_limit"]
+    if args.threshold is None:
+        args.threshold = max(1, round(args.sessions * defaults["threshold"] / defaults["sessions"]))
+    out_dir = args.out or RESULTS_ROOT / args.dataset
+    out_dir.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    splits = ("train", args.eval_split)
+    data = load_beir(args.data_root / args.dataset, splits=splits, corpus_limit=args.corpus_limit, seed=args.seed)
+    logger.info("Loaded %s", data.summary())
+    rel_train = data.relevant("train")
+    train_qids = sorted(rel_train)
+
+    storage = Path(tempfile.mkdtemp(prefix=f"embedloop-bench-{args.dataset}-"))
+    overrides: dict[str, Any] = parse_set(args.overrides)
+    if args.mode is not None:
+        overrides["training_mode"] = args.mode
+    settings_kwargs: dict[str, Any] = {
+        "embedding_model": args.model,
+        "storage_path": storage,
+        "fine_tune_threshold": args.threshold,
+        "show_progress": False,
+        **overrides,
+    }
+    settings = Settings(**settings_kwargs)
+    try:
+        tick = time.perf_counter()
+        items = [{"id": d, "text": t} for d, t in sorted(data.corpus.items())]
+        loop = index_corpus(EmbedLoop, settings, items, args)
+        timings["index_seconds"] = round(time.perf_counter() - tick, 2)
+        # the base model's vectors of every doc (sorted ids), from the v0 serving index: used to mine oracle negatives
+        state0 = loop.searcher.state
+        key_of = {item_id: key for key, (item_id, _t) in state0.items.items()}
+        base_doc_vecs = state0.index.vectors([key_of[d] for d in sorted(data.corpus)])
+        logger.info("Indexed %d docs in %.1f s", len(items), timings["index_seconds"])
+
+        tick = time.perf_counter()
+        base = evaluate_active(loop, data, args.eval_split)
+        timings["eval_seconds"] = round(time.perf_counter() - tick, 2)
+        logger.info("Base %s: %s", args.eval_split, _fmt(base))
+
+        rng = random.Random(args.seed)
+        cycles: list[dict[str, Any]] = []
+        all_pairs: set[tuple[str, str]] = set()
+        sim_seconds = 0.0
+        for rnd in range(1, args.rounds + 1):
+            tick = time.perf_counter()
+            sim = simulate_round(loop, data, train_qids, rel_train, args, rng)
+            sim_seconds += time.perf_counter() - tick
+            all_pairs |= sim.pop("pairs")
+            logger.info("Round %d: %s", rnd, sim)
+            tick = time.perf_counter()
+            result = loop.fine_tune()
+            cycle_seconds = time.perf_counter() - tick
+            dev = evaluate_active(loop, data, args.eval_split)
+            entry = {
+                "round": rnd,
+                "simulation": sim,
+                "status": result["status"],
+                "version": result.get("version"),
+                "active_version": loop.active_version,
+                "reasons": result.get("reasons", []),
+                "gate_metrics": result.get("metrics", {}),
+                "train_examples": result.get("train_examples"),
+                "train_queries": result.get("train_queries"),
+                "holdout_queries": result.get("holdout_queries"),
+                "holdout_sessions": result.get("holdout_sessions"),
+                "product_timings": result.get("timings", {}),
+                "cycle_seconds": round(cycle_seconds, 2),
+                "dev": dev,
+            }
+            cycles.append(entry)
+            partial = {
+                "benchmark": "feedback_quality",
+                "partial": True,
+                "config": vars(args),
+                "base": base,
+                "cycles": cycles,
+            }
+            (out_dir / "results.partial.json").write_text(json.dumps(partial, indent=2, default=_json_default))
+            logger.info(
+                "Cycle %d %s in %.1f s (%s); dev: %s",
+                rnd,
+                result["status"],
+                cycle_seconds,
+                "; ".join(entry["reasons"]),
+                _fmt(dev),
+            )
+        timings["simulation_seconds"] = round(sim_seconds, 2)
+        final = cycles[-1]["dev"] if cycles else base
+
+        oracle = None
+        if not args.no_oracle:
+            tick = time.perf_counter()
+            oracle_dir = storage / "oracle"
+            model, info = train_oracle(loop, data, max(1, len(all_pairs)), args.seed, oracle_dir, base_doc_vecs)
+            dev = evaluate_model(model, data, args.eval_split, sorted(data.corpus), settings.encode_batch_size)
+            oracle = {"dev": dev, **info, "seconds": round(time.perf_counter() - tick, 2)}
+            timings["oracle_seconds"] = oracle["seconds"]
+            logger.info("Oracle (%d pairs): %s", info["pairs"], _fmt(dev))
+        timings["total_seconds"] = round(time.perf_counter() - started, 2)
+        loop.close()
+    finally:
+        if not args.keep_storage:
+            shutil.rmtree(storage, ignore_errors=True)
+
+    def gain(metric: str) -> float | None:
+        if oracle is None:
+            return None
+        denom = oracle["dev"][metric] - base[metric]
+        if abs(denom) < 1e-9:
+            return None
+        return round((final[metric] - base[metric]) / denom, 4)
+
+    promoted = [c for c in cycles if c["status"] == "promoted"]
+    worse = [
+        {"round": c["round"], "version": c["version"], "ndcg@10": c["dev"]["ndcg@10"]}
+        for c in promoted
+        if c["dev"]["ndcg@10"] < base["ndcg@10"]
+    ]
+    results = {
+        "benchmark": "feedback_quality",
+        "config": {
+            "dataset": args.dataset,
+            "eval_split": args.eval_split,
+            "model": args.model,
+            "sessions": args.sessions,
+            "rounds": args.rounds,
+            "theta": args.theta,
+            "p_relevant": args.p_relevant,
+            "p_irrelevant": args.p_irrelevant,
+            "noise": args.noise,
+            "random_selections": args.random_selections,
+            "corpus_limit": args.corpus_limit,
+            "fine_tune_threshold": args.threshold,
+            "seed": args.seed,
+            "overrides": overrides,
+            "settings": {k: v for k, v in settings.public_dict().items() if k not in ("storage_path", "database_url")},
+        },
+        "data": data.summary(),
+        "base": base,
+        "cycles": cycles,
+        "final": final,
+        "oracle": oracle,
+        "headline": {
+            "gain_recovered": gain("ndcg@10"),
+            "gain_recovered_per_metric": {m: gain(m) for m in METRICS},
+            "base_ndcg@10": base["ndcg@10"],
+            "final_ndcg@10": final["ndcg@10"],
+            "oracle_ndcg@10": oracle["dev"]["ndcg@10"] if oracle else None,
+            "cycles_promoted": len(promoted),
+            "cycles_rejected": sum(c["status"] == "rejected" for c in cycles),
+            "cycles_skipped": sum(c["status"] == "skipped" for c in cycles),
+            "cycles_failed": sum(c["status"] == "failed" for c in cycles),
+            "feedback_pairs": len(all_pairs),
+            "selections": sum(c["simulation"]["selections"] for c in cycles),
+        },
+        "safety": {
+            "promoted_worse_than_base": bool(worse),
+            "worse_promotions": worse,
+            "final_minus_base_ndcg@10": round(final["ndcg@10"] - base["ndcg@10"], 5),
+        },
+        "timings": timings,
+        "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    write_chart(results, out_dir / "quality.png")
+    logger.info("Headline: %s", results["headline"])
+    logger.info("Safety: %s", results["safety"])
+    logger.info("Wrote %s", out_dir)
+    return results
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, set):
+        return sorted(o)
+    return str(o)
+
+
+def _fmt(m: dict[str, Any]) -> str:
+    return " ".join(f"{k}={m[k]:.4f}" for k in METRICS)
+
+
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    """Run the benchmark with command-line ``argv``; 0 on success, 2 on a bad command line or missing data."""
+    parser = build_parser()
+    if prog:
+        parser.prog = prog
+    args = parser.parse_args(argv)
+    folder = args.data_root / args.dataset
+    if not (folder / "corpus.jsonl").is_file():
+        parser.error(
+            f"no BEIR dataset at {folder} (corpus.jsonl, queries.jsonl, qrels/). "
+            "Point --data-root (or EMBEDLOOP_BENCH_DATA) at the folder holding it."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("sentence_transformers", "transformers", "httpx", "datasets"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
