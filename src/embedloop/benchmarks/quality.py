@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from embedloop.benchmarks.beir import BeirData, load_beir
+from embedloop.models.encoder import encode_queries
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,8 @@ def evaluate_active(loop: Any, data: BeirData, split: str) -> dict[str, float]:
     state = loop.searcher.state
     qrels = data.qrels[split]
     qids = sorted(qrels)
-    vectors = state.encoder.encode([data.queries[q] for q in qids], batch_size=loop.settings.encode_batch_size)
+    # the query side of the active version (query-side modes transform queries only)
+    vectors = encode_queries(state.encoder, [data.queries[q] for q in qids], batch_size=loop.settings.encode_batch_size)
     ranked = {}
     for q, vec in zip(qids, vectors, strict=True):
         hits = loop.searcher.search_vector(state, vec[None, :], 100)
