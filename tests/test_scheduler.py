@@ -239,7 +239,8 @@ WORKER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_two_scheduler_processes_on_one_database_train_once(tmp_path: Path):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "sigint"])
+def test_two_scheduler_processes_on_one_database_train_once(tmp_path: Path, sig: signal.Signals):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     FeedbackStore(url).close()
     marker, ready = tmp_path / "trained.txt", tmp_path / "ready"
@@ -260,12 +261,13 @@ def test_two_scheduler_processes_on_one_database_train_once(tmp_path: Path):
         time.sleep(0.5)  # both keep checking after the run
     finally:
         for p in procs:
-            p.send_signal(signal.SIGTERM)
+            p.send_signal(sig)
     reports = []
     for p in procs:
         out, err = p.communicate(timeout=60)
-        assert p.returncode == 0, err  # clean shutdown on SIGTERM
-        assert "stopping after the current check" in err
+        assert p.returncode == 0, err  # clean shutdown on SIGTERM and on SIGINT (Ctrl-C)
+        assert f"Received {sig.name}: stopping after the current check" in err
+        assert "Traceback" not in err
         reports.append(json.loads(out.strip().splitlines()[-1]))
     assert marker.read_text().count("\n") == 1  # exactly one trained
     assert sum(r["runs"] for r in reports) == 1

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from embedloop import EmbedLoop, InvalidInputError, NotFoundError
+from embedloop import CatalogError, EmbedLoop, InvalidInputError, NotFoundError
 
 SQLISH = "'; DROP TABLE selections; --"
 
@@ -77,3 +79,32 @@ def test_delete_validation(fake_loop: EmbedLoop, finance_items):
     with pytest.raises(NotFoundError):
         fake_loop.delete_items(["AAPL", "NOPE"])
     assert fake_loop.status()["items"] == len(finance_items)
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_over_long_text_in_a_catalog_row_loads_nothing(fake_loop: EmbedLoop, finance_items, tmp_path, suffix):
+    limit = fake_loop.settings.max_text_length
+    rows = [*finance_items[:2], {"id": "LONG", "text": "x" * (limit + 1)}, *finance_items[2:]]
+    path = tmp_path / f"catalog{suffix}"
+    if suffix == ".csv":
+        path.write_text("id,text\n" + "".join(f'{r["id"]},"{r["text"]}"\n' for r in rows), encoding="utf-8")
+        row = "row 4"  # line 1 is the header
+    else:
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+        row = "row 3"
+    with pytest.raises(CatalogError) as err:
+        fake_loop.load_catalog(path)
+    message = str(err.value)
+    assert row in message and "'LONG'" in message and str(path) in message
+    assert f"{limit + 1} characters" in message and f"limit is {limit}" in message
+    assert "Nothing was loaded" in message
+    assert fake_loop.status()["items"] == 0
+    assert fake_loop.search("apple", k=3).hits == []
+
+
+def test_over_long_text_in_add_items_loads_nothing(fake_loop: EmbedLoop, finance_items):
+    limit = fake_loop.settings.max_text_length
+    rows = [*finance_items, {"id": "LONG", "text": "y" * (limit + 1)}]
+    with pytest.raises(CatalogError, match=r"row 9 \(id 'LONG'\): text is \d+ characters"):
+        fake_loop.add_items(rows)
+    assert fake_loop.status()["items"] == 0

@@ -285,3 +285,83 @@ def test_bench_quality_help_and_missing_data(runner: CliRunner, tmp_path: Path) 
     missing = runner.invoke(cli, ["bench", "quality", "--dataset", "scifact", "--data-root", str(tmp_path)])
     assert missing.exit_code == 2
     assert "no BEIR dataset at" in missing.output and "--data-root" in missing.output
+
+
+# ------------------------------------------------------------- hostile input
+SQLISH = "'; DROP TABLE selections; --"
+
+
+def _stats(run) -> dict:  # type: ignore[no-untyped-def]
+    result = run("feedback", "stats", json_output=True)
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_bad_catalog_paths_load_nothing(run, tmp_path: Path):
+    up = "../" * (len(tmp_path.parts) + 2)  # climbs past the root, which stays at /
+    binary = tmp_path / "binary.csv"
+    binary.write_bytes(b"id,text\n\xff\xfe\x00\x81,\x89PNG\r\n\x1a\n")
+    folder = tmp_path / "folder.csv"
+    folder.mkdir()
+    assert_user_error(run("catalog", "load", f"{tmp_path}/{up}etc/passwd"), "Cannot tell the format")
+    assert_user_error(run("catalog", "load", f"{tmp_path}/{up}no-such-dir/catalog.csv"), "does not exist")
+    assert_user_error(run("catalog", "load", str(folder)), "is a directory")
+    assert_user_error(run("catalog", "load", str(binary)), "not UTF-8")
+    assert _stats(run)["items"] == 0
+
+
+def test_export_to_an_unwritable_path_is_a_clean_error(run, catalog_file: Path, tmp_path: Path):
+    assert run("catalog", "load", str(catalog_file)).exit_code == 0
+    assert run("feedback", "record", "--query", "msft", "--shown", "AAPL,MSFT", "--selected", "MSFT").exit_code == 0
+    before = _stats(run)
+    up = "../" * (len(tmp_path.parts) + 2)
+    targets = [
+        (str(catalog_file / "out.jsonl"), "Cannot write"),  # the parent is a file
+        (f"{tmp_path}/{up}no-such-dir/out.jsonl", "Cannot write"),  # traversal to a folder that does not exist
+        ("/proc/embedloop-export.jsonl", "Cannot write"),  # not writable, even as root
+        (str(tmp_path), "is a directory"),
+    ]
+    for target, fragment in targets:
+        assert_user_error(run("feedback", "export", "-o", target), fragment)
+    assert not Path("/no-such-dir").exists()
+    assert _stats(run) == before
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["search", "apple\x00stock"], "NUL"),
+        (["search", "\udcff\udcfe"], "not valid UTF-8"),
+        (["search", "apple", "--user", "u\x00"], "user_id"),
+        (["search", "apple", "-k", "-1"], "k=-1 is out of range"),
+        (["search", "apple", "-k", "1000001"], "k=1000001 is out of range"),
+        (["search", "apple", "-k", "9" * 40], "is out of range"),
+        (["search", "apple", "-k", "1; DROP TABLE items"], "is not a valid integer"),
+        (["search", "x" * 10_001], "10001 characters"),
+        (["select", SQLISH, "AAPL"], "Unknown search_id"),
+        (["select", "\udcff", "AAPL"], "search_id is not valid UTF-8"),
+        (["select", "s" * 513, "AAPL"], "at most 512 characters"),
+        (["feedback", "record", "--query", SQLISH, "--shown", SQLISH], SQLISH),
+        (["feedback", "record", "--query", "q\x00", "--shown", "AAPL"], "NUL"),
+        (["feedback", "record", "--query", "apple", "--shown", "AAPL,\udcff"], "shown"),
+        (["feedback", "record", "--query", "apple", "--shown", "AAPL", "--event-id", "\x00"], "event_id"),
+        (["catalog", "delete", SQLISH], SQLISH),
+        (["models", "rollback", "--version", "-1"], "version"),
+        (["models", "rollback", "--version", "1; DROP TABLE searches"], "is not a valid integer"),
+    ],
+)
+def test_hostile_arguments_are_clean_errors_and_store_nothing(run, catalog_file: Path, args: list[str], fragment):
+    assert run("catalog", "load", str(catalog_file)).exit_code == 0
+    before = _stats(run)
+    assert_user_error(run(*args), fragment)
+    assert _stats(run) == before
+
+
+def test_sql_looking_query_is_searched_as_text(run, catalog_file: Path):
+    assert run("catalog", "load", str(catalog_file)).exit_code == 0
+    found = run("search", SQLISH, "-k", "2", "--user", SQLISH, json_output=True)
+    assert found.exit_code == 0, found.output
+    hits = json.loads(found.stdout)["hits"]
+    assert len(hits) == 2
+    stats = _stats(run)
+    assert stats["items"] == 5 and stats["searches"] == 1 and stats["selections"] == 0

@@ -25,14 +25,26 @@ def child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-class ServerProcess:
-    """A server started with ``python -m <module> ...``; its stderr goes to a log file."""
+def embedloop_script() -> Path:
+    """The ``embedloop`` console script installed next to this interpreter."""
+    script = Path(sys.executable).with_name("embedloop")
+    assert script.is_file(), f"no embedloop console script at {script}; install the package (pip install -e .)"
+    return script
 
-    def __init__(self, module: str, args: list[str], env: dict[str, str], log: Path) -> None:
+
+def default_sigint() -> None:
+    """In the child before exec: SIGINT as in a terminal (a background shell may have set it to ignored)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class ServerProcess:
+    """A server started with ``command`` (e.g. ``python -m <module> ...``); its stderr goes to a log file."""
+
+    def __init__(self, command: list[str], env: dict[str, str], log: Path) -> None:
         self.log = log
         self._fh = log.open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", module, *args], env=env, stdout=subprocess.DEVNULL, stderr=self._fh
+            command, env=env, stdout=subprocess.DEVNULL, stderr=self._fh, preexec_fn=default_sigint
         )
 
     def wait_http(self, url: str, timeout: float = 180.0) -> None:
@@ -46,9 +58,10 @@ class ServerProcess:
                 time.sleep(0.2)
         raise AssertionError(f"server did not answer at {url}:\n{self.log.read_text()}")
 
-    def terminate(self, timeout: float = 60.0) -> int:
+    def terminate(self, timeout: float = 60.0, sig: signal.Signals = signal.SIGTERM) -> int:
+        """Send ``sig`` (if still running) and wait; returns the exit code."""
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
+            self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         finally:

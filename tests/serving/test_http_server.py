@@ -1,7 +1,12 @@
-"""A real uvicorn server process on 127.0.0.1, hit with httpx; shut down by SIGTERM."""
+"""A real uvicorn server process on 127.0.0.1, hit with httpx; shut down by SIGTERM or SIGINT.
+
+Started both as ``python -m embedloop.serving.http`` and through the
+installed ``embedloop serve`` console script.
+"""
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 
@@ -55,3 +60,33 @@ def test_insecure_on_a_public_address_is_refused(storage):
     )
     assert done.returncode == 2
     assert "loopback" in done.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("sig", "scheduler"),
+    [(signal.SIGINT, True), (signal.SIGTERM, True), (signal.SIGINT, False)],
+    ids=["sigint", "sigterm", "sigint-no-scheduler"],
+)
+def test_embedloop_serve_answers_and_shuts_down_cleanly(start_cli, minilm_catalog, sig, scheduler):
+    port = free_port()
+    args = ["-v", "--storage", str(minilm_catalog), "--model", "all-MiniLM-L6-v2", "serve", "--insecure"]
+    args += ["--port", str(port)] + ([] if scheduler else ["--no-scheduler"])
+    server = start_cli(args)
+    base = f"http://127.0.0.1:{port}"
+    server.wait_http(f"{base}/health")
+    with httpx.Client(base_url=base, timeout=60) as http:
+        assert http.get("/health").json() == {"status": "ok"}
+        assert http.get("/ready").json()["items"] == 8
+        found = http.post("/search", json={"query": "Microsoft", "k": 1}).json()
+        assert found["hits"][0]["item_id"] == "MSFT"
+        status = http.get("/status").json()
+        assert (status["next_scheduled_check"] is not None) is scheduler
+        # --insecure on loopback: admin operations need no token
+        added = http.post("/catalog/items", json={"items": [{"id": "NVDA", "text": "NVDA - NVIDIA Corporation"}]})
+        assert added.status_code == 200 and added.json()["total"] == 9
+    assert server.terminate(sig=sig) == 0  # a clean exit, not killed by the signal
+    log = server.log.read_text()
+    assert "Traceback" not in log
+    assert "embedloop HTTP server stopped." in log
+    assert ("Fine-tuning scheduler stopped." in log) is scheduler

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -151,7 +153,22 @@ def test_trainer_killed_anywhere_leaves_a_loadable_active_version(loop_settings:
         assert "candidate" not in statuses.values()
 
 
-def test_corrupted_model_falls_back_and_corrupted_index_is_rebuilt(loop_settings: Settings):
+def _assert_integrity_error_surfaced(loop: EmbedLoop, caplog: pytest.LogCaptureFixture, version: int) -> None:
+    """The fallback is not silent: an ERROR record names the version and the checksum mismatch."""
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR and r.name.startswith("embedloop")]
+    assert any(
+        f"Model version {version} " in m and "is corrupted: checksum" in m and "does not match the manifest" in m
+        for m in errors
+    ), errors
+    assert any("Falling back to the previous good version" in m for m in errors), errors
+    manifest = {v["version"]: v for v in loop.versions()}[version]
+    assert manifest["status"] == "failed" and not manifest["active"]
+    assert "integrity check failed" in manifest["failure"]
+
+
+def test_corrupted_model_falls_back_and_corrupted_index_is_rebuilt(
+    loop_settings: Settings, tmp_path, caplog: pytest.LogCaptureFixture
+):
     settings = loop_settings.replace(epochs=1)
     with EmbedLoop(settings) as loop:
         loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])
@@ -160,6 +177,8 @@ def test_corrupted_model_falls_back_and_corrupted_index_is_rebuilt(loop_settings
         assert loop.fine_tune()["status"] == "promoted"
         version = loop.active_version
         ranking = [h.item_id for h in loop.search("apple stock", k=5).hits]
+    spare = settings.replace(storage_path=tmp_path / "spare")  # a second copy, for the truncated weights
+    shutil.copytree(settings.storage_path, spare.storage_path)
 
     index_file = settings.storage_path / "indexes" / f"v{version:04d}" / "index.faiss"
     index_file.write_bytes(index_file.read_bytes()[:100])  # truncated
@@ -171,7 +190,16 @@ def test_corrupted_model_falls_back_and_corrupted_index_is_rebuilt(loop_settings
     data = bytearray(weights.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte
     weights.write_bytes(bytes(data))
-    with EmbedLoop(settings) as loop:
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="embedloop"), EmbedLoop(settings) as loop:
         assert loop.active_version == 0  # fell back to the last good version
         assert [h.item_id for h in loop.search("apple stock", k=5).hits] == base_ranking
-        assert {v["version"]: v["status"] for v in loop.versions()}[version] == "failed"
+        _assert_integrity_error_surfaced(loop, caplog, version)
+
+    weights = spare.storage_path / "models" / f"v{version:04d}" / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="embedloop"), EmbedLoop(spare) as loop:
+        assert loop.active_version == 0
+        assert [h.item_id for h in loop.search("apple stock", k=5).hits] == base_ranking
+        _assert_integrity_error_surfaced(loop, caplog, version)

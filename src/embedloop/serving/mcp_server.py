@@ -20,11 +20,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import secrets
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
@@ -204,6 +206,7 @@ def run_mcp(
         loop = EmbedLoop(settings)
     scheduler = FineTuneScheduler(loop) if with_scheduler else None
     server = build_server(loop, scheduler)
+    stopped_by_signal = False
     try:
         app = http_app(server, settings, host, insecure) if transport == "http" else None
         if scheduler is not None:
@@ -211,24 +214,51 @@ def run_mcp(
         if app is not None:
             run_uvicorn(app, host, port, log_level="warning")
         else:
-            _run_stdio(server)
+            stopped_by_signal = _run_stdio(server)
     finally:
         if scheduler is not None and not scheduler.stop(timeout=10):
             logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")
         loop.close()
+    if stopped_by_signal:
+        _exit_now()
 
 
-def _run_stdio(server: MCPServer) -> None:
+def _run_stdio(server: MCPServer) -> bool:
+    """Serve over stdio until the client closes stdin (False) or SIGINT / SIGTERM arrives (True).
+
+    Both signals raise ``KeyboardInterrupt`` in the event loop; left to asyncio,
+    SIGINT would instead cancel the server and wait for its stdin read, which
+    only ends when the client writes or closes stdin.
+    """
+
     def _stop(_signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, _stop)
+    previous: dict[signal.Signals, Any] = {}
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.Signals.SIGINT, signal.Signals.SIGTERM):
+            previous[sig] = signal.signal(sig, _stop)
     try:
         server.run("stdio")
     except KeyboardInterrupt:
         logger.info("MCP server stopped by a signal.")
+        return True
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return False
+
+
+def _exit_now() -> NoReturn:
+    """End the process with status 0 once everything is closed.
+
+    The SDK reads stdin in a non-daemon worker thread that stays blocked in
+    ``read()`` while the client keeps stdin open; a normal exit would wait for
+    it forever.
+    """
+    logging.shutdown()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 def main(argv: list[str] | None = None) -> None:
