@@ -21,9 +21,20 @@ class TripletAccuracyEvaluator(Evaluator):
     primary_metric = "accuracy"
 
     def __init__(
-        self, triplets: Sequence[tuple[str, str, str]], batch_size: int = 64, corpus_texts: Sequence[str] = ()
+        self,
+        triplets: Sequence[tuple[str, str, str]],
+        batch_size: int = 64,
+        corpus_texts: Sequence[str] = (),
+        *,
+        weights: Sequence[float] | None = None,
+        name: str = "triplet",
     ) -> None:
         self.triplets = list(triplets)
+        self.name = name
+        #: Per-triplet weights (e.g. how likely the skipped result was examined); all 1 by default.
+        self.weights = np.ones(len(self.triplets)) if weights is None else np.asarray(weights, dtype=np.float64)
+        if len(self.weights) != len(self.triplets):
+            raise ValueError("weights must have one value per triplet")
         self.batch_size = batch_size
         #: Row of each catalog text in ``corpus_vectors`` (items found there are not re-encoded).
         self.corpus_rows = {t: i for i, t in enumerate(corpus_texts)}
@@ -42,11 +53,12 @@ class TripletAccuracyEvaluator(Evaluator):
         p = i_vectors[[i_at[b] for _, b, _ in self.triplets]]
         n = i_vectors[[i_at[c] for _, _, c in self.triplets]]
         margins = (q * p).sum(axis=1) - (q * n).sum(axis=1)
+        w = self.weights / self.weights.sum()
         return self.prefixed(
             {
-                "accuracy": float((margins > 0).mean()),
+                "accuracy": float(((margins > 0) * w).sum()),
                 # Mean similarity gap: a continuous signal that still moves when accuracy is saturated.
-                "margin": float(margins.mean()),
+                "margin": float((margins * w).sum()),
                 "count": len(self.triplets),
             }
         )

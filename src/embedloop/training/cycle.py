@@ -63,21 +63,52 @@ def holdout_evaluators(
     corpus_ids: list[str],
     corpus_texts: list[str],
     batch_size: int,
-) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator]:
-    """Triplet accuracy and retrieval evaluators over held-out sessions."""
+) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator, list[TripletAccuracyEvaluator]]:
+    """Triplet accuracy and retrieval evaluators over held-out sessions, plus diagnostic triplet variants.
+
+    The variants score the same (selected, skipped) pairs differently: ``skip_above`` keeps only results
+    shown above the selection (certainly examined and passed over); ``examined`` weights each pair by how
+    likely its skipped result was looked at, ``1 / rank`` (the position-bias model of the benchmark);
+    ``ips`` also divides by how likely the selection was to be seen (``rank_selected / rank_skipped``),
+    so selections deep in the list, where the active model was wrong, are not drowned by rank-1 ones.
+    """
     triplets: list[tuple[str, str, str]] = []
+    ranks: list[tuple[int, int]] = []  # (rank of the selected, rank of the skipped)
     relevant: dict[str, set[str]] = {}
     for s in sessions:
         picked = {item for item, _r, _s in s["selected"]}
         relevant.setdefault(s["query"], set()).update(i for i in picked if i in texts)
+        position = {item: r for r, item in enumerate(s["shown"], start=1)}
         for item in picked:
             for other in s["shown"]:
                 if other not in picked and item in texts and other in texts:
                     triplets.append((s["query"], texts[item], texts[other]))
+                    ranks.append((position.get(item, len(s["shown"]) + 1), position[other]))
     relevant = {q: r for q, r in relevant.items() if r}
+    above = [i for i, (sel, skip) in enumerate(ranks) if skip < sel]
+    variants = [
+        TripletAccuracyEvaluator(
+            [triplets[i] for i in above], batch_size=batch_size, corpus_texts=corpus_texts, name="skip_above"
+        ),
+        TripletAccuracyEvaluator(
+            triplets,
+            batch_size=batch_size,
+            corpus_texts=corpus_texts,
+            weights=[1.0 / skip for _sel, skip in ranks],
+            name="examined",
+        ),
+        TripletAccuracyEvaluator(
+            triplets,
+            batch_size=batch_size,
+            corpus_texts=corpus_texts,
+            weights=[sel / skip for sel, skip in ranks],
+            name="ips",
+        ),
+    ]
     return (
         TripletAccuracyEvaluator(triplets, batch_size=batch_size, corpus_texts=corpus_texts),
         RetrievalEvaluator(relevant, corpus_ids, corpus_texts, batch_size=batch_size),
+        variants,
     )
 
 
@@ -175,7 +206,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         catalog = store.catalog()
         corpus_ids, corpus_texts = [r.id for r in catalog], [r.text for r in catalog]
         texts.update({r.id: r.text for r in catalog})
-        triplet_eval, retrieval_eval = holdout_evaluators(
+        triplet_eval, retrieval_eval, variants = holdout_evaluators(
             split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size
         )
         if not triplet_eval.triplets:
@@ -206,6 +237,8 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
 
         tick = time.perf_counter()
         active_metrics = {**triplet_eval(state.encoder, active_corpus), **retrieval_eval(state.encoder, active_corpus)}
+        for variant in variants:
+            active_metrics.update(variant(state.encoder, active_corpus))
         if mode is TrainingMode.FULL:
             candidate_corpus = retrieval_eval.encode_corpus(
                 candidate_encoder, show_progress=loop.searcher.show_progress
@@ -216,6 +249,8 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             **triplet_eval(candidate_encoder, candidate_corpus),
             **retrieval_eval(candidate_encoder, candidate_corpus),
         }
+        for variant in variants:
+            candidate_metrics.update(variant(candidate_encoder, candidate_corpus))
         timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
         metrics = {"active": active_metrics, "candidate": candidate_metrics}
         reasons = gate(
@@ -384,7 +419,7 @@ def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str,
     split = split_by_query(loop.store.feedback_sessions(), s.holdout_fraction)
     catalog = loop.store.catalog()
     texts = {r.id: r.text for r in catalog}
-    triplet_eval, retrieval_eval = holdout_evaluators(
+    triplet_eval, retrieval_eval, _variants = holdout_evaluators(
         split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], s.encode_batch_size
     )
     metrics = {**triplet_eval(state.encoder), **retrieval_eval(state.encoder, _catalog_vectors(state, catalog))}
