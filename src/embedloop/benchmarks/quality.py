@@ -191,6 +191,28 @@ def simulate_round(
     }
 
 
+def time_rollback(loop: Any, repeats: int = 3) -> dict[str, Any] | None:
+    """Median seconds of ``rollback()`` to the parent and back to the final version (None: nothing promoted)."""
+    final = loop.active_version
+    if final == 0:
+        return None
+    back, forward = [], []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        loop.rollback()
+        back.append(time.perf_counter() - tick)
+        parent = loop.active_version
+        tick = time.perf_counter()
+        loop.rollback(version=final)
+        forward.append(time.perf_counter() - tick)
+    return {
+        "from_version": final,
+        "to_version": parent,
+        "rollback_seconds": round(float(np.median(back)), 4),
+        "roll_forward_seconds": round(float(np.median(forward)), 4),
+    }
+
+
 # ---------------------------------------------------------------- indexing
 def index_corpus(loop_cls: Any, settings: Any, items: list[dict[str, str]], args: argparse.Namespace) -> Any:
     """A loop over ``items``, indexed through ``add_items``.
@@ -495,6 +517,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             )
         timings["simulation_seconds"] = round(sim_seconds, 2)
         final = cycles[-1]["dev"] if cycles else base
+        rollback = time_rollback(loop)
 
         oracle = None
         if not args.no_oracle:
@@ -568,6 +591,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "final_minus_base_ndcg@10": round(final["ndcg@10"] - base["ndcg@10"], 5),
         },
         "timings": timings,
+        "rollback": rollback,
         "machine": {"platform": platform.platform(), "python": platform.python_version(), "cpus": os.cpu_count()},
     }
     (out_dir / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))

@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, CursorResult, Engine, Table, func, insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from embedloop.errors import InvalidInputError, NotFoundError, NotShownError
@@ -48,12 +49,75 @@ class CatalogRow:
     deleted: bool = False
 
 
+#: PEP 249 parameter styles; ``{n}`` is the 1-based position.
+_MARKS = {"qmark": "?", "format": "%s", "pyformat": "%s", "numeric": ":{n}", "numeric_dollar": "${n}", "named": ":p{n}"}
+
+
+class _DriverSQL:
+    """The feedback write path's statements, rendered once per engine for the driver itself.
+
+    Core re-builds, cache-keys and compiles a statement on every call, which costs more than
+    SQLite spends writing the rows; these go to the driver's ``execute`` / ``executemany``
+    through the same connection and transaction (``Connection.exec_driver_sql``), written in
+    the driver's parameter style (``?`` for sqlite3, ``%s`` for psycopg).
+    """
+
+    def __init__(self, dialect: Dialect) -> None:
+        self._mark = _MARKS[dialect.paramstyle]
+        self._named = dialect.paramstyle == "named"
+        process = searches.c.created_at.type.dialect_impl(dialect).bind_processor(dialect)
+        #: A timestamp as the column type stores it (SQLite: the text Core writes; others: as is).
+        self.stamp: Callable[[datetime], Any] = process or (lambda value: value)
+        quote = dialect.identifier_preparer.quote
+        self.insert: dict[Table, str] = {
+            table: f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "
+            f"VALUES ({self._marks(len(columns))})"
+            for table, columns in _COLUMNS.items()
+        }
+        self._in_lists: dict[tuple[str, int], str] = {}
+
+    def _marks(self, n: int) -> str:
+        return ", ".join(self._mark.format(n=i) for i in range(1, n + 1))
+
+    def in_list(self, head: str, n: int) -> str:
+        """``head`` (ending in ``IN``) with a list of ``n`` parameters; cached per size."""
+        sql = self._in_lists.get((head, n))
+        if sql is None:
+            sql = self._in_lists[head, n] = f"{head} ({self._marks(n)})"
+        return sql
+
+    def run(
+        self, conn: Connection, sql: str, params: tuple[Any, ...] | list[tuple[Any, ...]]
+    ) -> CursorResult[*tuple[Any, ...]]:
+        """``execute`` one tuple of parameters, or ``executemany`` a list of them."""
+        args: Any = params
+        if self._named:
+            args = [self._by_name(row) for row in params] if isinstance(params, list) else self._by_name(params)
+        return conn.exec_driver_sql(sql, args)
+
+    @staticmethod
+    def _by_name(row: tuple[Any, ...]) -> dict[str, Any]:
+        return {f"p{i}": value for i, value in enumerate(row, start=1)}
+
+
+#: Column order of the rows the write path builds (tuples, not dicts: the driver takes them as is).
+_COLUMNS = {
+    searches: ("id", "query", "user_id", "model_version", "source", "event_id", "created_at"),
+    impressions: ("search_id", "rank", "item_id", "score"),
+    selections: ("event_id", "search_id", "item_id", "rank", "created_at"),
+}
+_LIVE_ITEMS = "SELECT id FROM items WHERE NOT deleted AND id IN"
+_PRIOR_EVENTS = "SELECT event_id, id FROM searches WHERE event_id IN"
+_SELECTION_SEQS = "SELECT event_id, seq FROM selections WHERE event_id IN"
+
+
 class FeedbackStore:
     """Catalog and feedback persistence over one SQLAlchemy engine."""
 
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine: Engine = open_engine(url)
+        self._sql = _DriverSQL(self.engine.dialect)
 
     def close(self) -> None:
         """Release the connection pool."""
@@ -182,39 +246,36 @@ class FeedbackStore:
         """Record a search and exactly what it showed, in rank order. Returns the search id."""
         search_id = new_id()
         with self.engine.begin() as conn:
-            self._insert_search(conn, search_id, query, shown, model_version, user_id, "search", None)
+            self._insert_searches(
+                conn,
+                [(search_id, query, user_id, model_version, "search", None, self._sql.stamp(now()))],
+                [(search_id, rank, item_id, score) for rank, (item_id, score) in enumerate(shown, start=1)],
+            )
         return search_id
 
-    @staticmethod
-    def _insert_search(
-        conn: Connection,
-        search_id: str,
-        query: str,
-        shown: Sequence[tuple[str, float | None]],
-        model_version: int | None,
-        user_id: str | None,
-        source: str,
-        event_id: str | None,
+    def _insert_searches(
+        self, conn: Connection, search_rows: list[tuple[Any, ...]], shown_rows: list[tuple[Any, ...]]
     ) -> None:
-        conn.execute(
-            insert(searches).values(
-                id=search_id,
-                query=query,
-                user_id=user_id,
-                model_version=model_version,
-                source=source,
-                event_id=event_id,
-                created_at=now(),
-            )
-        )
-        if shown:
-            conn.execute(
-                insert(impressions),
-                [
-                    {"search_id": search_id, "rank": rank, "item_id": item_id, "score": score}
-                    for rank, (item_id, score) in enumerate(shown, start=1)
-                ],
-            )
+        """Searches and impressions (tuples in ``_COLUMNS`` order) and their impressions: one ``executemany`` each."""
+        if search_rows:
+            self._sql.run(conn, self._sql.insert[searches], search_rows)
+        if shown_rows:
+            self._sql.run(conn, self._sql.insert[impressions], shown_rows)
+
+    def _insert_selections(self, conn: Connection, rows: list[tuple[Any, ...]]) -> dict[str, int]:
+        """Selections (tuples in ``_COLUMNS`` order, event id first); their sequence numbers by event id.
+
+        One ``executemany``, then the numbers are read back by event id (unique), which works
+        on every database without relying on ``RETURNING`` order.
+        """
+        if not rows:
+            return {}
+        self._sql.run(conn, self._sql.insert[selections], rows)
+        seqs: dict[str, int] = {}
+        for chunk in _chunks([row[0] for row in rows]):
+            found = self._sql.run(conn, self._sql.in_list(_SELECTION_SEQS, len(chunk)), tuple(chunk))
+            seqs.update({row[0]: int(row[1]) for row in found})
+        return seqs
 
     def record_selection(self, search_id: str, item_id: str, *, event_id: str | None = None) -> Selection:
         """Log that ``item_id`` was selected from search ``search_id``.
@@ -245,11 +306,11 @@ class FeedbackStore:
                     field="item_id",
                 )
             try:
-                seq = self._insert_selection(conn, event_id, search_id, item_id, rank)
+                seqs = self._insert_selections(conn, [(event_id, search_id, item_id, rank, self._sql.stamp(now()))])
             except IntegrityError:  # a concurrent writer used the same event id first
                 conn.rollback()
                 return self._duplicate(event_id, search_id, item_id)
-        return Selection(event_id, search_id, item_id, rank, seq)
+        return Selection(event_id, search_id, item_id, rank, seqs[event_id])
 
     def _duplicate(self, event_id: str, search_id: str, item_id: str) -> Selection:
         with self.engine.begin() as conn:
@@ -270,31 +331,32 @@ class FeedbackStore:
             )
         return Selection(row.event_id, row.search_id, row.item_id, row.rank, row.seq, duplicate=True)
 
-    @staticmethod
-    def _insert_selection(conn: Connection, event_id: str, search_id: str, item_id: str, rank: int | None) -> int:
-        result = conn.execute(
-            insert(selections).values(
-                event_id=event_id, search_id=search_id, item_id=item_id, rank=rank, created_at=now()
-            )
-        )
-        return int(result.inserted_primary_key[0])  # type: ignore[index]
-
     def record_feedback(self, events: Sequence[FeedbackEvent]) -> list[tuple[str, list[Selection]]]:
         """Log searches done elsewhere with their selections, all in one transaction.
 
         Every shown id must be a known item and every selected id must be among
         the shown ones; otherwise nothing is stored. An event whose ``event_id``
         was seen before is a no-op returning the first search's id. Each table
-        gets one multi-row insert for the whole batch.
+        gets one ``executemany`` for the whole batch (a batch of one included).
         """
-        stamp = now()
+        try:
+            return self._record_feedback(events)
+        except IntegrityError:
+            # PostgreSQL: a concurrent writer committed one of these event ids after our check.
+            # Once more: its events are now replays. (SQLite's BEGIN IMMEDIATE rules this out.)
+            return self._record_feedback(events)
+
+    def _record_feedback(self, events: Sequence[FeedbackEvent]) -> list[tuple[str, list[Selection]]]:
+        sql = self._sql
+        stamp = sql.stamp(now())
         with self.engine.begin() as conn:
             shown_ids = list({i for e in events for i in e.shown})
             known: set[str] = set()
             for chunk in _chunks(shown_ids):
-                known.update(conn.scalars(select(items.c.id).where(items.c.id.in_(chunk), items.c.deleted.is_(False))))
-            missing = sorted(set(shown_ids) - known)
-            if missing:
+                rows = sql.run(conn, sql.in_list(_LIVE_ITEMS, len(chunk)), tuple(chunk))
+                known.update(r[0] for r in rows)
+            if len(known) < len(shown_ids):
+                missing = sorted(set(shown_ids) - known)
                 raise NotFoundError(
                     f"Unknown item id(s) in shown: {missing[:10]!r}; add them to the catalog first "
                     "(add_items / `embedloop catalog load`). Nothing was stored."
@@ -302,17 +364,11 @@ class FeedbackStore:
             event_ids = [e.event_id for e in events if e.event_id is not None]
             prior: dict[str, str] = {}
             for chunk in _chunks(event_ids):
-                prior.update(
-                    {
-                        r.event_id: r.id
-                        for r in conn.execute(
-                            select(searches.c.id, searches.c.event_id).where(searches.c.event_id.in_(chunk))
-                        )
-                    }
-                )
-            search_rows: list[dict[str, Any]] = []
-            shown_rows: list[dict[str, Any]] = []
-            picked_rows: list[dict[str, Any]] = []
+                found = sql.run(conn, sql.in_list(_PRIOR_EVENTS, len(chunk)), tuple(chunk))
+                prior.update({row[0]: row[1] for row in found})
+            search_rows: list[tuple[Any, ...]] = []
+            shown_rows: list[tuple[Any, ...]] = []
+            picked_rows: list[tuple[Any, ...]] = []
             plan: list[tuple[str, bool]] = []  # (search id, is a replay)
             for event in events:
                 if event.event_id is not None and event.event_id in prior:
@@ -322,45 +378,27 @@ class FeedbackStore:
                 if event.event_id is not None:
                     prior[event.event_id] = search_id  # a repeat later in this batch is a replay too
                 plan.append((search_id, False))
-                search_rows.append(
-                    {
-                        "id": search_id,
-                        "query": event.query,
-                        "user_id": event.user_id,
-                        "model_version": None,
-                        "source": "external",
-                        "event_id": event.event_id,
-                        "created_at": stamp,
-                    }
-                )
-                shown_rows.extend(
-                    {"search_id": search_id, "rank": rank, "item_id": item_id, "score": None}
-                    for rank, item_id in enumerate(event.shown, start=1)
-                )
+                search_rows.append((search_id, event.query, event.user_id, None, "external", event.event_id, stamp))
+                shown_rows.extend((search_id, rank, item_id, None) for rank, item_id in enumerate(event.shown, 1))
                 picked_rows.extend(
-                    {
-                        "event_id": f"{event.event_id}:{item_id}" if event.event_id else new_id(),
-                        "search_id": search_id,
-                        "item_id": item_id,
-                        "rank": event.shown.index(item_id) + 1,
-                        "created_at": stamp,
-                    }
+                    (
+                        f"{event.event_id}:{item_id}" if event.event_id else new_id(),
+                        search_id,
+                        item_id,
+                        event.shown.index(item_id) + 1,
+                        stamp,
+                    )
                     for item_id in dict.fromkeys(event.selected)
                 )
-            for table, rows in ((searches, search_rows), (impressions, shown_rows)):
-                if rows:
-                    conn.execute(insert(table), rows)
+            self._insert_searches(conn, search_rows, shown_rows)
+            seqs = self._insert_selections(conn, picked_rows)
             by_search: dict[str, list[Selection]] = {}
-            if picked_rows:  # RETURNING gives each new selection its sequence number without a read-back
-                returned = conn.execute(
-                    insert(selections).returning(selections.c.seq, sort_by_parameter_order=True), picked_rows
-                ).all()
-                for row, (seq,) in zip(picked_rows, returned, strict=True):
-                    by_search.setdefault(row["search_id"], []).append(
-                        Selection(row["event_id"], row["search_id"], row["item_id"], row["rank"], int(seq))
-                    )
-            replays = [sid for sid, replay in plan if replay]
-            for chunk in _chunks(replays):
+            for event_id, search_id, item_id, rank, _ in picked_rows:
+                by_search.setdefault(search_id, []).append(
+                    Selection(event_id, search_id, item_id, rank, seqs[event_id])
+                )
+            earlier = list(dict.fromkeys(sid for sid, replay in plan if replay and sid not in by_search))
+            for chunk in _chunks(earlier):
                 for r in conn.execute(
                     select(selections).where(selections.c.search_id.in_(chunk)).order_by(selections.c.seq)
                 ):
@@ -368,10 +406,7 @@ class FeedbackStore:
                         Selection(r.event_id, r.search_id, r.item_id, r.rank, r.seq)
                     )
         return [
-            (
-                sid,
-                [replace(sel, duplicate=True) for sel in by_search.get(sid, [])] if replay else by_search.get(sid, []),
-            )
+            (sid, [replace(s, duplicate=True) for s in by_search.get(sid, [])] if replay else by_search.get(sid, []))
             for sid, replay in plan
         ]
 

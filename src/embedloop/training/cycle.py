@@ -240,11 +240,15 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         for variant in variants:
             active_metrics.update(variant(state.encoder, active_corpus))
         if mode is TrainingMode.FULL:
+            reembed_tick = time.perf_counter()
             candidate_corpus = retrieval_eval.encode_corpus(
                 candidate_encoder, show_progress=loop.searcher.show_progress
             )
+            timings["reembed_seconds"] = round(time.perf_counter() - reembed_tick, 3)
+            timings["reembedded_documents"] = len(corpus_texts)
         else:
             candidate_corpus = active_corpus  # documents keep the parent's embeddings
+            timings["reembed_seconds"], timings["reembedded_documents"] = 0.0, 0
         candidate_metrics = {
             **triplet_eval(candidate_encoder, candidate_corpus),
             **retrieval_eval(candidate_encoder, candidate_corpus),
