@@ -2,15 +2,20 @@ from __future__ import annotations
 
 import io
 import json
+import re
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect
 
 from embedloop.errors import InvalidInputError, NotFoundError, NotShownError, StorageError
 from embedloop.store import FeedbackStore
 from embedloop.store.database import head_revision
-from embedloop.store.schema import metadata
+from embedloop.store.schema import impressions, metadata, searches, selections
 from embedloop.types import FeedbackEvent, Item
 
 
@@ -105,3 +110,77 @@ def test_count_since_and_export(store: FeedbackStore):
 def test_bad_url_is_a_clear_error(tmp_path: Path):
     with pytest.raises(StorageError, match="not a database URL"):
         FeedbackStore("::::")
+
+
+def test_batch_sequence_numbers_follow_event_order(store: FeedbackStore):
+    events = [FeedbackEvent(f"q{n}", ["A", "B", "C"], ["C", "A"] if n == 1 else ["B"]) for n in range(3)]
+    results = store.record_feedback(events)
+    seqs = [s.seq for _, picked in results for s in picked]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 4
+    assert [(s.item_id, s.rank) for s in results[1][1]] == [("C", 3), ("A", 1)]
+    stored = {sel[2] for session in store.feedback_sessions() for sel in session["selected"]}
+    assert stored == set(seqs)
+    assert store.max_selection_seq() == seqs[-1]
+
+
+def test_event_id_repeated_within_one_batch_is_stored_once(store: FeedbackStore):
+    event = FeedbackEvent("q", ["A", "B"], ["B"], event_id="x")
+    (sid, first), (sid2, again) = store.record_feedback([event, event])
+    assert sid2 == sid
+    assert [(s.item_id, s.duplicate) for s in first] == [("B", False)]
+    assert [(s.item_id, s.seq, s.duplicate) for s in again] == [("B", first[0].seq, True)]
+    assert store.count_selections() == 1 and store.stats()["searches"] == 1
+
+
+def test_timestamps_are_stored_as_core_writes_them(store: FeedbackStore):
+    before = datetime.now(UTC)
+    store.record_feedback([FeedbackEvent("q", ["A"], ["A"])])
+    store.log_search("q2", [("B", 0.5)], model_version=0)
+    (session,) = store.feedback_sessions()
+    created = session["created_at"]
+    assert isinstance(created, datetime)
+    assert abs(created.replace(tzinfo=UTC) - before) < timedelta(minutes=5)
+    if store.engine.dialect.name == "sqlite":  # the text SQLAlchemy's DateTime writes and parses
+        with store.engine.connect() as conn:
+            texts = conn.exec_driver_sql(
+                "SELECT created_at FROM searches UNION ALL SELECT created_at FROM selections "
+                "UNION ALL SELECT updated_at FROM items"
+            ).scalars()
+            assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}", t) for t in texts)
+
+
+def test_event_id_committed_by_a_concurrent_writer_is_a_replay(store: FeedbackStore):
+    """Another transaction holds the same event id uncommitted; ours waits, then sees a replay."""
+    other = FeedbackStore(store.url)
+    conn = other.engine.connect()
+    trans = conn.begin()
+    stamp = datetime.now(UTC)
+    conn.execute(
+        insert(searches).values(
+            id="theirs",
+            query="q",
+            user_id=None,
+            model_version=None,
+            source="external",
+            event_id="race",
+            created_at=stamp,
+        )
+    )
+    conn.execute(insert(impressions).values(search_id="theirs", rank=1, item_id="A", score=None))
+    conn.execute(
+        insert(selections).values(event_id="race:A", search_id="theirs", item_id="A", rank=1, created_at=stamp)
+    )
+    results: list[Any] = []
+    writer = threading.Thread(
+        target=lambda: results.append(store.record_feedback([FeedbackEvent("q", ["A"], ["A"], event_id="race")]))
+    )
+    writer.start()
+    time.sleep(1.0)  # let the writer reach its insert (PostgreSQL) or its BEGIN IMMEDIATE (SQLite)
+    trans.commit()
+    conn.close()
+    writer.join(60)
+    other.close()
+    ((sid, picked),) = results[0]
+    assert sid == "theirs"
+    assert [(s.event_id, s.duplicate) for s in picked] == [("race:A", True)]
+    assert store.count_selections() == 1

@@ -256,7 +256,7 @@ class FeedbackStore:
     def _insert_searches(
         self, conn: Connection, search_rows: list[tuple[Any, ...]], shown_rows: list[tuple[Any, ...]]
     ) -> None:
-        """Searches and impressions (tuples in ``_COLUMNS`` order) and their impressions: one ``executemany`` each."""
+        """Searches and their impressions (tuples in ``_COLUMNS`` order): one ``executemany`` per table."""
         if search_rows:
             self._sql.run(conn, self._sql.insert[searches], search_rows)
         if shown_rows:
