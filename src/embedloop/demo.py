@@ -180,7 +180,11 @@ def _fine_tune(loop: EmbedLoop, report: _Report) -> dict[str, Any]:
     result = loop.fine_tune(force=True)
     report.say(f"\nstatus:  {result['status']}\nversion: {result.get('version')}")
     report.say("reasons:\n" + "\n".join(f"  - {r}" for r in result.get("reasons") or ["(none)"]))
-    report.say("metrics on held-out feedback:\n" + metrics_text(result.get("metrics")))
+    gate_metrics = {  # the gate's own metrics; the position-aware diagnostics stay in the manifest
+        model: {k: v for k, v in values.items() if k.startswith(("triplet_", "retrieval_"))}
+        for model, values in (result.get("metrics") or {}).items()
+    }
+    report.say("metrics on held-out feedback:\n" + metrics_text(gate_metrics))
     return result
 
 
