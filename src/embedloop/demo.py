@@ -21,9 +21,9 @@ fine. An existing storage folder is reused, never wiped: run the demo again
 and it goes on from where it stopped, with a new round of feedback.
 
 The demo trains for 3 epochs (``--epochs``) instead of the product default of
-1: its ~150 events make only a few optimiser steps per epoch, and after one
-epoch MiniLM's candidate usually falls short of the spec's 0.70
-triplet-accuracy gate and is (correctly) rejected.
+1: its ~150 events make only a few optimiser steps per epoch (at the old
+default learning rate of 2e-5, one epoch fell short of the spec's 0.70
+triplet-accuracy gate and the candidate was, correctly, rejected).
 """
 
 from __future__ import annotations
