@@ -206,7 +206,17 @@ def run_mcp(
         loop = EmbedLoop(settings)
     scheduler = FineTuneScheduler(loop) if with_scheduler else None
     server = build_server(loop, scheduler)
-    stopped_by_signal = False
+    closed = False
+
+    def close() -> None:
+        nonlocal closed
+        if closed:
+            return
+        closed = True
+        if scheduler is not None and not scheduler.stop(timeout=10):
+            logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")
+        loop.close()
+
     try:
         app = http_app(server, settings, host, insecure) if transport == "http" else None
         if scheduler is not None:
@@ -214,25 +224,27 @@ def run_mcp(
         if app is not None:
             run_uvicorn(app, host, port, log_level="warning")
         else:
-            stopped_by_signal = _run_stdio(server)
+            _run_stdio(server, close)
     finally:
-        if scheduler is not None and not scheduler.stop(timeout=10):
-            logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")
-        loop.close()
-    if stopped_by_signal:
-        _exit_now()
+        close()
 
 
-def _run_stdio(server: MCPServer) -> bool:
-    """Serve over stdio until the client closes stdin (False) or SIGINT / SIGTERM arrives (True).
+def _run_stdio(server: MCPServer, close: Callable[[], None]) -> None:
+    """Serve over stdio until the client closes stdin, or SIGINT / SIGTERM arrives.
 
-    Both signals raise ``KeyboardInterrupt`` in the event loop; left to asyncio,
-    SIGINT would instead cancel the server and wait for its stdin read, which
-    only ends when the client writes or closes stdin.
+    A signal closes everything from its handler and ends the process there
+    (status 0): unwinding through asyncio instead would cancel the server and
+    wait for its stdin read, which only ends when the client writes or closes
+    stdin, and would log the cancelled reader as an unhandled error.
     """
 
-    def _stop(_signum: int, _frame: Any) -> None:
-        raise KeyboardInterrupt
+    def _stop(signum: int, _frame: Any) -> None:
+        logger.info("Received %s: stopping the MCP server.", signal.Signals(signum).name)
+        try:
+            close()
+        finally:
+            logger.info("MCP server stopped by a signal.")
+            _exit_now()
 
     previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -240,13 +252,9 @@ def _run_stdio(server: MCPServer) -> bool:
             previous[sig] = signal.signal(sig, _stop)
     try:
         server.run("stdio")
-    except KeyboardInterrupt:
-        logger.info("MCP server stopped by a signal.")
-        return True
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return False
 
 
 def _exit_now() -> NoReturn:
