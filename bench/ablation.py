@@ -142,8 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         items = [{"id": d, "text": t} for d, t in sorted(data.corpus.items())]
-        args.rounds = 1
-        loop = index_corpus(type_of_loop(), settings, items, args)
+        loop = index_corpus(settings, items, args.dataset, args.index_cache)
         base = evaluate_active(loop, data, "dev")
         logger.info("Base dev: %s", base)
         rel = data.relevant("train")
@@ -199,12 +198,6 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     return 0
-
-
-def type_of_loop() -> Any:
-    from embedloop import EmbedLoop
-
-    return EmbedLoop
 
 
 if __name__ == "__main__":

@@ -93,9 +93,7 @@ LOG = logging.getLogger("build_demo_catalog")
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data"
-DEFAULT_OUT = (
-    REPO_ROOT / "src" / "embedloop" / "catalog" / "data" / "us_securities.jsonl.gz"
-)
+DEFAULT_OUT = REPO_ROOT / "src" / "embedloop" / "catalog" / "data" / "us_securities.jsonl.gz"
 
 TRAILER_PREFIX = "File Creation Time"
 
@@ -166,11 +164,7 @@ def fd_join_key(act_symbol: str) -> str:
 
 
 def _name_words(name: str) -> set[str]:
-    return {
-        w
-        for w in _WORD_RE.findall(name.lower())
-        if len(w) > 1 and w not in _GENERIC_WORDS
-    }
+    return {w for w in _WORD_RE.findall(name.lower()) if len(w) > 1 and w not in _GENERIC_WORDS}
 
 
 def names_agree(left: str, right: str) -> bool:
@@ -212,9 +206,7 @@ def load_nasdaqtrader(data_dir: Path) -> list[dict[str, object]]:
             {
                 "id": symbol,
                 "name": clean_name(row["Security Name"]),
-                "exchange": _lookup(
-                    NASDAQ_MARKET_CATEGORIES, row["Market Category"], symbol
-                ),
+                "exchange": _lookup(NASDAQ_MARKET_CATEGORIES, row["Market Category"], symbol),
                 "etf": row["ETF"] == "Y",
                 "join_key": symbol,
             }
@@ -235,9 +227,7 @@ def load_nasdaqtrader(data_dir: Path) -> list[dict[str, object]]:
             }
         )
 
-    LOG.info(
-        "nasdaqtrader: %d securities, %d test issues skipped", len(rows), skipped_tests
-    )
+    LOG.info("nasdaqtrader: %d securities, %d test issues skipped", len(rows), skipped_tests)
     return rows
 
 
@@ -271,9 +261,7 @@ def load_financedatabase(data_dir: Path) -> dict[str, tuple[str, dict[str, str]]
             if not symbol:
                 continue
             if symbol in records:
-                LOG.warning(
-                    "financedatabase: duplicate symbol %s, first one kept", symbol
-                )
+                LOG.warning("financedatabase: duplicate symbol %s, first one kept", symbol)
                 continue
             record = {"name": (row.get("name") or "").strip()}
             record.update({f: " ".join((row.get(f) or "").split()) for f in fields})
@@ -326,22 +314,15 @@ def build_rows(data_dir: Path) -> list[dict[str, Any]]:
         out.append({"id": symbol, "text": f"{symbol} - {name}", "metadata": metadata})
 
     out.sort(key=lambda r: str(r["id"]))
-    LOG.info(
-        "financedatabase join: %d matched, %d rejected by guards", joined, rejected
-    )
+    LOG.info("financedatabase join: %d matched, %d rejected by guards", joined, rejected)
     return out
 
 
 def encode(rows: Iterable[dict[str, Any]]) -> bytes:
     """Serialise rows as deterministic gzip-compressed JSON Lines."""
-    payload = "".join(
-        json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
-        for row in rows
-    ).encode("utf-8")
+    payload = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows).encode("utf-8")
     buffer = io.BytesIO()
-    with gzip.GzipFile(
-        filename="", mode="wb", fileobj=buffer, compresslevel=9, mtime=0
-    ) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buffer, compresslevel=9, mtime=0) as gz:
         gz.write(payload)
     return buffer.getvalue()
 
@@ -361,9 +342,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=DEFAULT_OUT,
         help="output file (default: src/embedloop/catalog/data/us_securities.jsonl.gz)",
     )
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="log every rejected join"
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every rejected join")
     args = parser.parse_args(argv)
     args.data_dir = _from_repo_root(args.data_dir)
     args.out = _from_repo_root(args.out)

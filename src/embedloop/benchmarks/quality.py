@@ -34,7 +34,7 @@ Protocol (DESIGN.md, "Benchmarks"; issue 5):
 
 Writes ``results.json`` and ``quality.png`` into ``--out``.
 
-Run: ``python bench/feedback_quality.py --dataset nfcorpus --out bench-results/nfcorpus``
+Run: ``embedloop bench quality --dataset nfcorpus --out bench-results/nfcorpus`` (or ``bench/feedback_quality.py``)
 """
 
 from __future__ import annotations
@@ -214,29 +214,30 @@ def time_rollback(loop: Any, repeats: int = 3) -> dict[str, Any] | None:
 
 
 # ---------------------------------------------------------------- indexing
-def index_corpus(loop_cls: Any, settings: Any, items: list[dict[str, str]], args: argparse.Namespace) -> Any:
+def index_corpus(settings: Any, items: list[dict[str, str]], dataset: str, cache_root: Path | None) -> Any:
     """A loop over ``items``, indexed through ``add_items``.
 
-    With ``--index-cache DIR`` the freshly indexed storage folder (catalog, base index, no feedback) is
-    kept under DIR, keyed by everything that determines it, and later runs start from a copy of it:
+    With a ``cache_root`` (``--index-cache``) the freshly indexed storage folder (catalog, base index, no
+    feedback) is kept there, keyed by everything that determines it, and later runs start from a copy of it:
     the index is still the product's own, built through the public API, just not rebuilt every run.
     """
-    cache_root = args.index_cache
+    from embedloop import EmbedLoop
+
     if cache_root is None:
-        loop = loop_cls(settings)
+        loop = EmbedLoop(settings)
         loop.add_items(items)
         return loop
     digest = hashlib.sha256()
     digest.update(f"{settings.embedding_model}|{settings.max_seq_length}|".encode())
     for it in items:
         digest.update(f"{it['id']}\x1f{it['text']}\x1e".encode())
-    snapshot = cache_root / f"{args.dataset}-{digest.hexdigest()[:16]}"
+    snapshot = cache_root / f"{dataset}-{digest.hexdigest()[:16]}"
     if (snapshot / "READY").is_file():
         shutil.rmtree(settings.storage_path, ignore_errors=True)
         shutil.copytree(snapshot / "storage", settings.storage_path)
         logger.info("Index: copied the cached storage %s", snapshot)
-        return loop_cls(settings)
-    loop = loop_cls(settings)
+        return EmbedLoop(settings)
+    loop = EmbedLoop(settings)
     loop.add_items(items)
     loop.close()
     shutil.rmtree(snapshot, ignore_errors=True)
@@ -244,7 +245,7 @@ def index_corpus(loop_cls: Any, settings: Any, items: list[dict[str, str]], args
     shutil.copytree(settings.storage_path, snapshot / "storage")
     (snapshot / "READY").write_text("ok\n")
     logger.info("Index: cached the indexed storage in %s", snapshot)
-    return loop_cls(settings)
+    return EmbedLoop(settings)
 
 
 # ---------------------------------------------------------------- oracle
@@ -420,7 +421,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """Index, simulate, fine-tune round by round, score on dev, train the oracle; write results and chart."""
-    from embedloop import EmbedLoop, Settings
+    from embedloop import Settings
 
     defaults = DEFAULTS[args.dataset]
     args.sessions = args.sessions or defaults["sessions"]
@@ -455,7 +456,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     try:
         tick = time.perf_counter()
         items = [{"id": d, "text": t} for d, t in sorted(data.corpus.items())]
-        loop = index_corpus(EmbedLoop, settings, items, args)
+        loop = index_corpus(settings, items, args.dataset, args.index_cache)
         timings["index_seconds"] = round(time.perf_counter() - tick, 2)
         # the base model's vectors of every doc (sorted ids), from the v0 serving index: used to mine oracle negatives
         state0 = loop.searcher.state
@@ -626,9 +627,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
             f"no BEIR dataset at {folder} (corpus.jsonl, queries.jsonl, qrels/). "
             "Point --data-root (or EMBEDLOOP_BENCH_DATA) at the folder holding it."
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if not logging.getLogger("embedloop").handlers:  # run as a script; the CLI has its own handler
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        )
     for noisy in ("sentence_transformers", "transformers", "httpx", "datasets"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    logging.getLogger(__name__).setLevel(logging.INFO)  # progress, also under `embedloop` (whose CLI logs warnings)
     run(args)
     return 0
 

@@ -63,14 +63,15 @@ def holdout_evaluators(
     corpus_ids: list[str],
     corpus_texts: list[str],
     batch_size: int,
-) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator, list[TripletAccuracyEvaluator]]:
-    """Triplet accuracy and retrieval evaluators over held-out sessions, plus diagnostic triplet variants.
+) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator]:
+    """Triplet accuracy and retrieval evaluators over held-out sessions.
 
-    The variants score the same (selected, skipped) pairs differently: ``skip_above`` keeps only results
-    shown above the selection (certainly examined and passed over); ``examined`` weights each pair by how
-    likely its skipped result was looked at, ``1 / rank`` (the position-bias model of the benchmark);
-    ``ips`` also divides by how likely the selection was to be seen (``rank_selected / rank_skipped``),
-    so selections deep in the list, where the active model was wrong, are not drowned by rank-1 ones.
+    The triplet evaluator also reports three position-aware diagnostics of the same (selected, skipped)
+    pairs, which the gate does not read: ``skip_above`` keeps only results shown above the selection
+    (certainly examined and passed over); ``examined`` weights each pair by how likely its skipped result
+    was looked at, ``1 / rank``; ``ips`` also divides by how likely the selection was to be seen
+    (``rank_selected / rank_skipped``), so selections deep in the list, where the active model was wrong,
+    are not drowned by rank-1 ones.
     """
     triplets: list[tuple[str, str, str]] = []
     ranks: list[tuple[int, int]] = []  # (rank of the selected, rank of the skipped)
@@ -85,30 +86,14 @@ def holdout_evaluators(
                     triplets.append((s["query"], texts[item], texts[other]))
                     ranks.append((position.get(item, len(s["shown"]) + 1), position[other]))
     relevant = {q: r for q, r in relevant.items() if r}
-    above = [i for i, (sel, skip) in enumerate(ranks) if skip < sel]
-    variants = [
-        TripletAccuracyEvaluator(
-            [triplets[i] for i in above], batch_size=batch_size, corpus_texts=corpus_texts, name="skip_above"
-        ),
-        TripletAccuracyEvaluator(
-            triplets,
-            batch_size=batch_size,
-            corpus_texts=corpus_texts,
-            weights=[1.0 / skip for _sel, skip in ranks],
-            name="examined",
-        ),
-        TripletAccuracyEvaluator(
-            triplets,
-            batch_size=batch_size,
-            corpus_texts=corpus_texts,
-            weights=[sel / skip for sel, skip in ranks],
-            name="ips",
-        ),
-    ]
+    weightings = {
+        "skip_above": [1.0 if skip < sel else 0.0 for sel, skip in ranks],
+        "examined": [1.0 / skip for _sel, skip in ranks],
+        "ips": [sel / skip for sel, skip in ranks],
+    }
     return (
-        TripletAccuracyEvaluator(triplets, batch_size=batch_size, corpus_texts=corpus_texts),
+        TripletAccuracyEvaluator(triplets, batch_size=batch_size, corpus_texts=corpus_texts, weightings=weightings),
         RetrievalEvaluator(relevant, corpus_ids, corpus_texts, batch_size=batch_size),
-        variants,
     )
 
 
@@ -206,7 +191,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         catalog = store.catalog()
         corpus_ids, corpus_texts = [r.id for r in catalog], [r.text for r in catalog]
         texts.update({r.id: r.text for r in catalog})
-        triplet_eval, retrieval_eval, variants = holdout_evaluators(
+        triplet_eval, retrieval_eval = holdout_evaluators(
             split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size
         )
         if not triplet_eval.triplets:
@@ -237,8 +222,6 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
 
         tick = time.perf_counter()
         active_metrics = {**triplet_eval(state.encoder, active_corpus), **retrieval_eval(state.encoder, active_corpus)}
-        for variant in variants:
-            active_metrics.update(variant(state.encoder, active_corpus))
         if mode is TrainingMode.FULL:
             reembed_tick = time.perf_counter()
             candidate_corpus = retrieval_eval.encode_corpus(
@@ -253,8 +236,6 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             **triplet_eval(candidate_encoder, candidate_corpus),
             **retrieval_eval(candidate_encoder, candidate_corpus),
         }
-        for variant in variants:
-            candidate_metrics.update(variant(candidate_encoder, candidate_corpus))
         timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
         metrics = {"active": active_metrics, "candidate": candidate_metrics}
         reasons = gate(
@@ -423,7 +404,7 @@ def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str,
     split = split_by_query(loop.store.feedback_sessions(), s.holdout_fraction)
     catalog = loop.store.catalog()
     texts = {r.id: r.text for r in catalog}
-    triplet_eval, retrieval_eval, _variants = holdout_evaluators(
+    triplet_eval, retrieval_eval = holdout_evaluators(
         split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], s.encode_batch_size
     )
     metrics = {**triplet_eval(state.encoder), **retrieval_eval(state.encoder, _catalog_vectors(state, catalog))}
