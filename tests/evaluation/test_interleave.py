@@ -29,7 +29,9 @@ def test_shared_prefix_then_alternating_teams():
         teams = Counter(s.source for s in shown[1:])
         assert abs(teams[ACTIVE] - teams[CANDIDATE]) <= 1
         # each team's picks appear in its own ranking's order
-        assert [s.key for s in shown if s.source == ACTIVE] == [k for k in ("a1", "a2", "a3") if k in {x.key for x in shown}]
+        assert [s.key for s in shown if s.source == ACTIVE] == [
+            k for k in ("a1", "a2", "a3") if k in {x.key for x in shown}
+        ]
 
 
 def test_an_item_at_the_same_rank_in_both_is_not_credited():

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from embedloop.evaluation import TripletAccuracyEvaluator
-from embedloop.models.encoder import HashingEncoder
 from embedloop.evaluation.precheck import gate_alone, precheck
+from embedloop.models.encoder import HashingEncoder
 from embedloop.training.cycle import holdout_evaluators
 
 TEXTS = {

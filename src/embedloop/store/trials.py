@@ -120,11 +120,15 @@ def evidence(store: FeedbackStore, trial_id: int) -> TrialEvidence:
         .group_by(picked.c.search_id)
         .subquery()
     )
+    total = select(func.count()).where(searches.c.trial_id == trial_id).scalar_subquery()
+    counts = select(
+        total,
+        func.coalesce(func.sum(case((per_search.c.credit > 0, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((per_search.c.credit < 0, 1), else_=0)), 0),
+    ).select_from(per_search)
     with store.engine.connect() as conn:
-        n = int(conn.scalar(select(func.count()).where(searches.c.trial_id == trial_id)) or 0)
-        wins = int(conn.scalar(select(func.count()).select_from(per_search).where(per_search.c.credit > 0)) or 0)
-        losses = int(conn.scalar(select(func.count()).select_from(per_search).where(per_search.c.credit < 0)) or 0)
-    return TrialEvidence(searches=n, wins=wins, losses=losses)
+        n, wins, losses = conn.execute(counts).one()
+    return TrialEvidence(searches=int(n or 0), wins=int(wins), losses=int(losses))
 
 
 def claim(store: FeedbackStore, trial_id: int, *, to: str, outcome: dict[str, Any], reason: str) -> bool:

@@ -136,15 +136,15 @@ def check_trial(sv: Services) -> dict[str, Any] | None:
     """Decide the open trial if the evidence suffices; returns what happened (``None``: no trial).
 
     The result's ``decision`` is ``continue``, ``promoted`` or ``rejected``;
-    ``decided_here`` is true for the one caller that took the decision.
+    ``decided_here`` is true for the one caller, in any process, that took the decision.
     """
     trial = open_trial(sv.store)
     if trial is None:
         return None
     trial_id = int(trial["id"])
-    if trial["status"] == PROMOTING:  # a process died between the claim and the switch
-        _complete_promotion(sv, trial)
-        return {**_describe(trial, evidence(sv.store, trial_id)), "decision": PROMOTED, "decided_here": True}
+    if trial["status"] == PROMOTING:  # claimed by a process that is switching now, or died doing it
+        _complete_promotion(sv, trial)  # idempotent: the switch is made once more, the trial closed once
+        return {**_describe(trial, evidence(sv.store, trial_id)), "decision": PROMOTED, "decided_here": False}
     ev = evidence(sv.store, trial_id)
     described = _describe(trial, ev)
     verdict = Verdict(described["decision"])
