@@ -440,6 +440,11 @@ def _build_examples(
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
     examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias, sources=sources)
+    # --- issue 13: explicit judgments are trusted labels (clicks never overrule them); lead: port this ---
+    from embedloop.feedback.judgments import judgment_holdout, merge_judgments
+
+    examples = merge_judgments(loop.store, examples, guard, holdout=judgment_holdout(loop.store))
+    # --- end issue 13 ---
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)
