@@ -403,9 +403,7 @@ class EmbedLoop:
         who = check_id(reviewer, "reviewer") if reviewer is not None else None
         return answer_question(self.store, review_id, picked, refused, who)
 
-    def record_judgment(
-        self, query: str, item_id: str, relevant: bool, reviewer: str | None = None
-    ) -> dict[str, Any]:
+    def record_judgment(self, query: str, item_id: str, relevant: bool, reviewer: str | None = None) -> dict[str, Any]:
         """Record that ``item_id`` is (``relevant=True``) or is not relevant to ``query``, without a question."""
         from embedloop.feedback.persistence import record_judgment
 

@@ -31,6 +31,9 @@ TOOLS = {
     "fine_tune_embeddings",
     "list_model_versions",
     "rollback_model",
+    "get_review_queue",
+    "answer_review",
+    "record_judgment",
 }
 
 

@@ -141,14 +141,14 @@ def merge_judgments(
         merged[(key, ex.positive)] = ex
     added = 0
     for ex in judgment_examples(store, exclude=held):
-        key = (normalise_query(ex.query), ex.positive)
-        if key in merged:
-            old = merged[key]
+        pair = (normalise_query(ex.query), ex.positive)
+        if pair in merged:
+            old = merged[pair]
             old.weight = max(old.weight, ex.weight)
             old.source = "judgment"
             old.negatives = ex.negatives + [n for n in old.negatives if n not in ex.negatives]
         else:
-            merged[key] = ex
+            merged[pair] = ex
             added += 1
     if labels:
         logger.info(

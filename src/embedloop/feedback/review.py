@@ -94,7 +94,11 @@ def state_ranker(state: Any, batch_size: int = 64) -> Ranker:
         with state.lock:
             scores, keys = state.index.search(vectors, k)
             return [
-                [(state.items[int(key)][0], float(s)) for key, s in zip(row_k, row_s, strict=True) if int(key) in state.items]
+                [
+                    (state.items[int(key)][0], float(s))
+                    for key, s in zip(row_k, row_s, strict=True)
+                    if int(key) in state.items
+                ]
                 for row_k, row_s in zip(keys, scores, strict=True)
             ]
 
@@ -336,7 +340,9 @@ def refresh_queue(
             known.update(score(p.query, missing))
         texts = store.get_items(p.candidates)
         candidates = [
-            {"item_id": i, "text": texts[i].text, "score": round(known.get(i, 0.0), 6)} for i in p.candidates if i in texts
+            {"item_id": i, "text": texts[i].text, "score": round(known.get(i, 0.0), 6)}
+            for i in p.candidates
+            if i in texts
         ]
         if len(candidates) < MIN_CANDIDATES:
             continue
