@@ -8,6 +8,7 @@ from embedloop import EmbedLoop
 from embedloop.feedback.judgments import (
     JUDGMENT_WEIGHT,
     in_holdout,
+    judgment_evaluators,
     judgment_examples,
     judgment_holdout,
     merge_judgments,
@@ -78,3 +79,20 @@ def test_holdout_is_stable_and_kept_out_of_training(loop: EmbedLoop):
     assert {ex.query for ex in train}.isdisjoint(held.keys)
     assert len(train) == 60 - len(held.keys)
     assert judgment_holdout(loop.store, min_queries=100) is None
+
+
+def test_judgment_evaluators_score_the_held_out_labels(loop: EmbedLoop):
+    for n in range(30):
+        loop.record_judgment(f"apple inc common stock {n}", "AAPL", True)
+        loop.record_judgment(f"apple inc common stock {n}", "TSLA", False)
+    held = judgment_holdout(loop.store, min_queries=3)
+    assert held is not None
+    catalog = loop.store.catalog()
+    texts = {r.id: r.text for r in catalog}
+    triplet, retrieval = judgment_evaluators(held, texts, [r.id for r in catalog], [r.text for r in catalog])
+    encoder = loop.searcher.state.encoder
+    assert len(triplet.triplets) == len(held.keys)
+    assert triplet(encoder)["triplet_accuracy"] == pytest.approx(
+        1.0
+    )  # the hashing encoder puts AAPL above TSLA for these queries
+    assert retrieval(encoder)["retrieval_mrr@10"] == pytest.approx(1.0)

@@ -20,6 +20,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.feedback.persistence import current_labels
 from embedloop.store import FeedbackStore
 from embedloop.training.examples import TrainingExample, normalise_query
@@ -86,6 +87,25 @@ def judgment_holdout(
     if len(out.queries) < min_queries:
         return None
     return out
+
+
+def judgment_evaluators(
+    holdout: JudgmentHoldout,
+    texts: dict[str, str],
+    corpus_ids: list[str],
+    corpus_texts: list[str],
+    batch_size: int = 64,
+) -> tuple[TripletAccuracyEvaluator, RetrievalEvaluator]:
+    """The gate's evaluators over held-out judgments (metric names as for held-out clicks).
+
+    ``texts``: item id -> text (the catalog; judged items missing from it are skipped).
+    """
+    triplets = [(q, texts[p], texts[n]) for q, p, n in holdout.triplets() if p in texts and n in texts]
+    qrels = {q: {i for i in ids if i in texts} for q, ids in holdout.qrels().items()}
+    return (
+        TripletAccuracyEvaluator(triplets, batch_size=batch_size, corpus_texts=corpus_texts),
+        RetrievalEvaluator({q: r for q, r in qrels.items() if r}, corpus_ids, corpus_texts, batch_size=batch_size),
+    )
 
 
 def judgment_examples(store: FeedbackStore, *, exclude: set[str] | None = None) -> list[TrainingExample]:
