@@ -422,8 +422,10 @@ class EmbedLoop:
 
         if query is not None:
             query = check_text(query, "query", max_length=self.settings.max_text_length)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-            raise InvalidInputError(f"limit must be a positive integer, got {limit!r}.", field="limit")
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000):
+            raise InvalidInputError(f"limit must be an integer from 1 to 100000, got {limit!r}.", field="limit")
+        if reviewer is not None:
+            reviewer = check_id(reviewer, "reviewer")
         return [j.to_dict() for j in list_judgments(self.store, query=query, reviewer=reviewer, limit=limit)]
 
     def export_judgments(self, destination: str | Path | IO[str]) -> int:

@@ -166,3 +166,14 @@ def test_compare_with_a_second_ranking(loop: EmbedLoop):
 def test_limit_is_checked(loop: EmbedLoop):
     with pytest.raises(InvalidInputError, match="limit"):
         loop.review_queue(limit=0)
+
+
+def test_an_unchanged_queue_is_not_recomputed(loop: EmbedLoop):
+    loop.search("alpha fund", k=2)
+    first = loop.review_queue()
+    encoder = loop.searcher.state.encoder
+    encoded = encoder.texts_encoded
+    assert loop.review_queue() == first
+    assert encoder.texts_encoded == encoded  # nothing changed: no query was encoded again
+    loop.search("beta corporation", k=2)
+    assert len(loop.review_queue()) == 2

@@ -244,6 +244,17 @@ def review_counts(store: FeedbackStore) -> dict[str, int]:
     return {"open_questions": int(open_n or 0), "judgments": int(judged or 0)}
 
 
+def traffic_stamp(store: FeedbackStore) -> tuple[int, int, int, int]:
+    """(searches, newest selection seq, judgments, open questions): what the queue is computed from."""
+    with store.engine.connect() as conn:
+        return (
+            int(conn.scalar(select(func.count()).select_from(searches)) or 0),
+            int(conn.scalar(select(func.coalesce(func.max(selections.c.seq), 0))) or 0),
+            int(conn.scalar(select(func.count()).select_from(judgments)) or 0),
+            int(conn.scalar(select(func.count()).where(review_questions.c.status == OPEN)) or 0),
+        )
+
+
 def answer_question(
     store: FeedbackStore,
     review_id: str,

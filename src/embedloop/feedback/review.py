@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import logging
 import math
+import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -312,7 +313,34 @@ def refresh_queue(
     compare_with: Ranker | None = None,
     max_searches: int = MAX_SEARCHES,
 ) -> int:
-    """Expire moot questions, then add new ones from recent traffic; returns how many were added."""
+    """Expire moot questions, then add new ones from recent traffic; returns how many were added.
+
+    Nothing is recomputed when nothing it depends on changed since this process last refreshed
+    (searches, selections, judgments, open questions, catalog revision, active version).
+    """
+    stamp = (*db.traffic_stamp(store), store.catalog_revision(), active_version)
+    if compare_with is None and _LAST_REFRESH.get(store) == stamp:
+        return 0
+    added = _refresh(
+        store, active, score, active_version=active_version, compare_with=compare_with, max_searches=max_searches
+    )
+    _LAST_REFRESH[store] = (*db.traffic_stamp(store), store.catalog_revision(), active_version)
+    return added
+
+
+#: The state each store's queue was last refreshed at, in this process.
+_LAST_REFRESH: weakref.WeakKeyDictionary[FeedbackStore, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _refresh(
+    store: FeedbackStore,
+    active: Ranker,
+    score: Callable[[str, Sequence[str]], dict[str, float]],
+    *,
+    active_version: int | None,
+    compare_with: Ranker | None,
+    max_searches: int,
+) -> int:
     expire_stale(store, active_version)
     traffic = group_traffic(db.recent_traffic(store, max_searches))
     asked = db.questions(store)

@@ -249,7 +249,8 @@ def create_app(
         """Log a search done elsewhere: query, ids shown in order, ids selected."""
         return loop.record_feedback(body.query, body.shown, body.selected, user_id=body.user_id, event_id=body.event_id)
 
-    app.include_router(review_router(loop, feedback))  # issue 13: review queue and judgments
+    # issue 13: review queue and judgments (the token is declared only when one is configured)
+    app.include_router(review_router(loop, feedback if settings.feedback_token else []))
 
     @app.get("/status", tags=["fine-tuning"])
     def status() -> dict[str, Any]:

@@ -73,7 +73,7 @@ def review_router(loop: EmbedLoop, dependencies: Sequence[Depends]) -> APIRouter
     def judgments(
         query: Annotated[str | None, Query(min_length=1, description="Only judgments of this query.")] = None,
         reviewer: Annotated[str | None, Query(min_length=1, description="Only judgments by this reviewer.")] = None,
-        limit: Annotated[int | None, Query(ge=1, description="At most this many, newest first.")] = None,
+        limit: Annotated[int | None, Query(ge=1, le=100_000, description="At most this many, newest first.")] = None,
     ) -> dict[str, Any]:
         """Recorded judgments, newest first."""
         return {"judgments": loop.judgments(query, reviewer=reviewer, limit=limit)}
