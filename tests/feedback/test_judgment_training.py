@@ -12,7 +12,9 @@ from embedloop.feedback.judgments import (
     judgment_examples,
     judgment_holdout,
     merge_judgments,
+    overrule_sessions,
 )
+from embedloop.feedback.persistence import count_judgments
 from embedloop.training.cycle import next_training_examples
 from embedloop.training.examples import TrainingExample
 
@@ -96,3 +98,18 @@ def test_judgment_evaluators_score_the_held_out_labels(loop: EmbedLoop):
         1.0
     )  # the hashing encoder puts AAPL above TSLA for these queries
     assert retrieval(encoder)["retrieval_mrr@10"] == pytest.approx(1.0)
+
+
+def test_overruled_sessions_and_judgments_since(loop: EmbedLoop):
+    loop.record_feedback("apple", shown=["APLE", "AAPL"], selected=["APLE", "AAPL"])
+    loop.record_feedback("tesla", shown=["TSLA"], selected=["TSLA"])
+    loop.record_feedback("Apple", shown=["APLE"], selected=["APLE"])
+    before = loop.store.feedback_sessions()
+    (first,) = loop.judgments() or [None]  # no judgments yet
+    assert first is None and count_judgments(loop.store) == 0
+    loop.record_judgment("APPLE", "APLE", relevant=False)
+    after = overrule_sessions(loop.store, before)
+    assert [[i for i, _r, _s in s["selected"]] for s in after] == [["AAPL"], ["TSLA"]]
+    assert [i for i, _r, _s in before[0]["selected"]] == ["APLE", "AAPL"]  # the input is not changed
+    stamp = loop.store.feedback_sessions()[-1]["created_at"]
+    assert count_judgments(loop.store, since=stamp) == 1

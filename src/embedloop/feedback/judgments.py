@@ -19,6 +19,7 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.feedback.persistence import current_labels
@@ -120,6 +121,25 @@ def judgment_examples(store: FeedbackStore, *, exclude: set[str] | None = None) 
         negatives = sorted(i for i, rel in labels.items() if not rel)
         for item in sorted(i for i, rel in labels.items() if rel):
             out.append(TrainingExample(query, item, list(negatives), JUDGMENT_WEIGHT, None, "judgment"))
+    return out
+
+
+def overrule_sessions(store: FeedbackStore, sessions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Feedback sessions without the selections a judgment calls irrelevant (copies; others unchanged).
+
+    For the held-out click set: a judged-irrelevant item selected for a query must not count as a
+    right answer for it in the gate either. Sessions left with no selection are dropped.
+    """
+    labels = current_labels(store)
+    out = []
+    for s in sessions:
+        bad = {i for i, rel in labels.get(normalise_query(s["query"]), ("", {}))[1].items() if not rel}
+        if not bad:
+            out.append(s)
+            continue
+        kept = [sel for sel in s["selected"] if sel[0] not in bad]
+        if kept:
+            out.append({**s, "selected": kept})
     return out
 
 

@@ -157,10 +157,17 @@ def current_labels(store: FeedbackStore) -> dict[str, tuple[str, dict[str, bool]
     return out
 
 
-def count_judgments(store: FeedbackStore) -> int:
-    """How many judgments were recorded (history included)."""
+def count_judgments(store: FeedbackStore, since: datetime | None = None) -> int:
+    """How many judgments were recorded (history included), or recorded after ``since``.
+
+    The cycle can add ``count_judgments(store, since=<last run's start>)`` to its new events, so
+    that answers alone can trigger a fine-tuning cycle.
+    """
+    stmt = select(func.count()).select_from(judgments)
+    if since is not None:
+        stmt = stmt.where(judgments.c.created_at > since)
     with store.engine.connect() as conn:
-        return int(conn.scalar(select(func.count()).select_from(judgments)) or 0)
+        return int(conn.scalar(stmt) or 0)
 
 
 # --------------------------------------------------------------- questions
