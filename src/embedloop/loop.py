@@ -10,7 +10,7 @@ import sys
 import threading
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from embedloop.catalog.loaders import read_catalog_file, validate_items
 from embedloop.errors import (
@@ -28,6 +28,9 @@ from embedloop.store import FeedbackStore
 from embedloop.training.services import Services
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
 from embedloop.validation import check_id, check_id_list, check_k, check_text
+
+if TYPE_CHECKING:
+    from embedloop.feedback.review import Ranker
 
 logger = logging.getLogger(__name__)
 
@@ -442,6 +445,88 @@ class EmbedLoop:
                 raise InvalidInputError(f"Cannot write {str(path)!r}: {exc.strerror}.", field="path") from None
         return self.store.export_feedback(destination)
 
+    # ------------------------------------------------ review (explicit judgments)
+    def review_queue(self, limit: int = 10, *, compare_with: Ranker | None = None) -> list[dict[str, Any]]:
+        """Open review questions, most useful first: ``review_id``, ``query``, ``candidates``, ``reason``.
+
+        Refreshes the queue from recent traffic first (see ``docs/review.md``).
+        ``compare_with``: a second ranking (e.g. a trial candidate's,
+        ``embedloop.feedback.state_ranker(state)``) to ask where it disagrees with the active model.
+        """
+        from embedloop.feedback.review import open_queue, refresh_queue, state_ranker, state_scorer
+
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 1000:
+            raise InvalidInputError(f"limit must be an integer from 1 to 1000, got {limit!r}.", field="limit")
+        self._refresh()
+        state = self.searcher.state
+        assert state is not None
+        refresh_queue(
+            self.store,
+            state_ranker(state, self.settings.encode_batch_size),
+            state_scorer(state),
+            active_version=state.version,
+            compare_with=compare_with,
+        )
+        return open_queue(self.store, limit)
+
+    def answer_review(
+        self,
+        review_id: str,
+        selected: Sequence[str] = (),
+        rejected: Sequence[str] = (),
+        reviewer: str | None = None,
+    ) -> dict[str, Any]:
+        """Answer a review question: ``selected`` items are relevant, ``rejected`` ones are not.
+
+        Idempotent (the same answer again returns ``duplicate: True``). An unknown id, an item
+        that was not a candidate, or an empty answer is refused and nothing is stored.
+        """
+        from embedloop.feedback.persistence import answer_question
+
+        review_id = check_id(review_id, "review_id")
+        picked = check_id_list(selected, "selected", allow_empty=True)
+        refused = check_id_list(rejected, "rejected", allow_empty=True)
+        who = check_id(reviewer, "reviewer") if reviewer is not None else None
+        return answer_question(self.store, review_id, picked, refused, who)
+
+    def record_judgment(self, query: str, item_id: str, relevant: bool, reviewer: str | None = None) -> dict[str, Any]:
+        """Record that ``item_id`` is (``relevant=True``) or is not relevant to ``query``, without a question."""
+        from embedloop.feedback.persistence import record_judgment
+
+        query = check_text(query, "query", max_length=self.settings.max_text_length)
+        item_id = check_id(item_id, "item_id")
+        if not isinstance(relevant, bool):
+            raise InvalidInputError(f"relevant must be true or false, got {relevant!r}.", field="relevant")
+        who = check_id(reviewer, "reviewer") if reviewer is not None else None
+        return record_judgment(self.store, query, item_id, relevant, who).to_dict()
+
+    def judgments(
+        self, query: str | None = None, *, reviewer: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Recorded judgments, newest first (optionally of one query or reviewer)."""
+        from embedloop.feedback.persistence import list_judgments
+
+        if query is not None:
+            query = check_text(query, "query", max_length=self.settings.max_text_length)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 100_000):
+            raise InvalidInputError(f"limit must be an integer from 1 to 100000, got {limit!r}.", field="limit")
+        if reviewer is not None:
+            reviewer = check_id(reviewer, "reviewer")
+        return [j.to_dict() for j in list_judgments(self.store, query=query, reviewer=reviewer, limit=limit)]
+
+    def export_judgments(self, destination: str | Path | IO[str]) -> int:
+        """Write every judgment as JSON lines, oldest first; returns the count."""
+        from embedloop.feedback.persistence import export_judgments
+
+        if isinstance(destination, str | Path):
+            path = Path(destination).expanduser()
+            try:
+                with path.open("w", encoding="utf-8") as fh:
+                    return export_judgments(self.store, fh)
+            except OSError as exc:
+                raise InvalidInputError(f"Cannot write {str(path)!r}: {exc.strerror}.", field="path") from None
+        return export_judgments(self.store, destination)
+
     # ----------------------------------------------------------------- status
     def _last_trained_seq(self) -> int:
         from embedloop.store.runs import last_trained_seq
@@ -450,6 +535,7 @@ class EmbedLoop:
 
     def status(self) -> dict[str, Any]:
         """The spec's status dict plus what an operator needs to see."""
+        from embedloop.feedback.persistence import review_counts
         from embedloop.store.runs import last_run
 
         since = self._last_trained_seq()
@@ -472,6 +558,7 @@ class EmbedLoop:
             "check_interval_seconds": self.settings.check_interval_seconds,
             "trials": self.settings.trials,
             "trial": trial,
+            "review": review_counts(self.store),  # issue 13
         }
 
     # ------------------------------------------------------------ the loop

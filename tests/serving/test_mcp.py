@@ -33,6 +33,9 @@ TOOLS = {
     "rollback_model",
     "get_trial",
     "stop_trial",
+    "get_review_queue",
+    "answer_review",
+    "record_judgment",
 }
 
 

@@ -488,6 +488,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="most simulated sessions a trial may take before the benchmark stops it (the product's own limit is "
         "trial_max_searches interleaved searches)",
     )
+    p.add_argument(
+        "--review-budgets",
+        default=None,
+        metavar="B,B,...",
+        help="simulated reviewer (issue 13): after one round of clicks, answer B review-queue questions vs B "
+        "random ones per budget, one cycle per arm; writes review.json (see benchmarks/review.py)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default bench-results/<dataset>)")
     p.add_argument("--keep-storage", action="store_true", help="keep the temporary storage folder")
     p.add_argument(
@@ -551,6 +558,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
         rng = random.Random(args.seed)
         scorer = CandidateScorer(data, args.eval_split)
+        if args.review_budgets:  # issue 13: the simulated reviewer's arms instead of the rounds
+            return _review_benchmark(args, loop, settings, storage, data, rel_train, train_qids, rng, out_dir, base)
         cycles: list[dict[str, Any]] = []
         all_pairs: set[tuple[str, str]] = set()
         sim_seconds = 0.0
@@ -738,6 +747,40 @@ def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str
         "median_trial_searches": searches[len(searches) // 2] if searches else None,
         "promoted_worse_than_0.005": [r for r in rows if r["verdict"] == "promoted" and r["dev_change"] < -0.005],
     }
+
+
+def _review_benchmark(
+    args: argparse.Namespace,
+    loop: Any,
+    settings: Any,
+    storage: Path,
+    data: BeirData,
+    rel_train: dict[str, set[str]],
+    train_qids: list[str],
+    rng: random.Random,
+    out_dir: Path,
+    base: dict[str, float],
+) -> dict[str, Any]:
+    """One round of clicks, then the reviewer arms of :mod:`embedloop.benchmarks.review`; writes review.json."""
+    from embedloop.benchmarks.review import run_review_arms
+
+    budgets = [int(b) for b in str(args.review_budgets).split(",") if b.strip()]
+    sim = simulate_round(loop, data, train_qids, rel_train, args, rng)
+    sim.pop("pairs")
+    loop.close()
+    review = run_review_arms(
+        settings,
+        storage,
+        {q: data.queries[q] for q in train_qids},
+        rel_train,
+        budgets,
+        lambda lp: evaluate_active(lp, data, args.eval_split),
+        args.seed,
+    )
+    results = {"benchmark": "review_queue", "config": vars(args), "base": base, "clicks_round": sim, **review}
+    (out_dir / "review.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    logger.info("Review summary: %s", review["summary"])
+    return results
 
 
 def _json_default(o: Any) -> Any:

@@ -18,6 +18,10 @@ endpoint                   Python API              token
 ``DELETE /catalog/items``  ``delete_items``        admin
 ``GET /health``            liveness                -
 ``GET /ready``             readiness (database)    -
+``GET /review/queue``      ``review_queue``        feedback
+``POST /review/answer``    ``answer_review``       feedback
+``POST /judgments``        ``record_judgment``     feedback
+``GET /judgments``         ``judgments``           feedback
 =========================  ======================  ==============
 
 .. [#] Only when ``EMBEDLOOP_FEEDBACK_TOKEN`` is set; the admin token works too.
@@ -46,6 +50,7 @@ from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
 from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.serving.review_routes import review_router
 from embedloop.settings import Settings
 from embedloop.skills.agent import status_report
 from embedloop.skills.tools import PARAMS
@@ -251,6 +256,9 @@ def create_app(
     def record_feedback(body: FeedbackRequest) -> dict[str, Any]:
         """Log a search done elsewhere: query, ids shown in order, ids selected."""
         return loop.record_feedback(body.query, body.shown, body.selected, user_id=body.user_id, event_id=body.event_id)
+
+    # issue 13: review queue and judgments (the token is declared only when one is configured)
+    app.include_router(review_router(loop, feedback if settings.feedback_token else []))
 
     @app.get("/status", tags=["fine-tuning"])
     def status() -> dict[str, Any]:

@@ -42,7 +42,7 @@ from embedloop.scheduler import FineTuneScheduler
 from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
 from embedloop.settings import Settings
 from embedloop.skills.agent import Agent2EmbeddingSkill
-from embedloop.skills.tools import DESCRIPTIONS, PARAMS
+from embedloop.skills.tools import DESCRIPTIONS, PARAMS, REVIEW_PARAMS
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +50,8 @@ INSTRUCTIONS = (
     "Semantic search over a catalog that improves from feedback. Call search, then report the result the "
     "user picks with record_selection (or log outside searches with record_feedback). "
     "check_fine_tuning_status tells whether enough feedback has accumulated; fine_tune_embeddings trains, "
-    "evaluates and promotes a better model; rollback_model undoes a promotion."
+    "evaluates and promotes a better model; rollback_model undoes a promotion. get_review_queue lists "
+    "questions about ambiguous results: ask the user and pass the answer to answer_review."
 )
 
 Id = Annotated[str, Field(min_length=1, max_length=512)]
@@ -140,6 +141,34 @@ def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) ->
         ] = "stopped by an agent",
     ) -> dict[str, Any]:
         return await run("stop_trial", reason=reason)  # type: ignore[no-any-return]
+
+    @tool("get_review_queue", read_only_hint=False, destructive_hint=False)
+    async def get_review_queue(
+        limit: Annotated[int, Field(ge=1, le=1000, strict=True, description=PARAMS["limit"])] = 10,
+    ) -> dict[str, Any]:
+        return await run("get_review_queue", limit=limit)  # type: ignore[no-any-return]
+
+    @tool("answer_review", read_only_hint=False, destructive_hint=False, idempotent_hint=True)
+    async def answer_review(
+        review_id: Annotated[Id, Field(description=PARAMS["review_id"])],
+        selected: Annotated[list[Id], Field(max_length=100_000, description=REVIEW_PARAMS["selected"])] = [],  # noqa: B006
+        rejected: Annotated[list[Id], Field(max_length=100_000, description=PARAMS["rejected"])] = [],  # noqa: B006
+        reviewer: Annotated[Id | None, Field(description=PARAMS["reviewer"])] = None,
+    ) -> dict[str, Any]:
+        return await run(  # type: ignore[no-any-return]
+            "answer_review", review_id=review_id, selected=selected, rejected=rejected, reviewer=reviewer
+        )
+
+    @tool("record_judgment", read_only_hint=False, destructive_hint=False)
+    async def record_judgment(
+        query: Annotated[str, Field(min_length=1, description=PARAMS["query"])],
+        item_id: Annotated[Id, Field(description=REVIEW_PARAMS["item_id"])],
+        relevant: Annotated[bool, Field(strict=True, description=PARAMS["relevant"])],
+        reviewer: Annotated[Id | None, Field(description=PARAMS["reviewer"])] = None,
+    ) -> dict[str, Any]:
+        return await run(  # type: ignore[no-any-return]
+            "record_judgment", query=query, item_id=item_id, relevant=relevant, reviewer=reviewer
+        )
 
     return MCPServer(
         "embedloop", instructions=INSTRUCTIONS, version=embedloop.__version__, tools=tools, log_level="WARNING"

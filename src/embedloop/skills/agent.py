@@ -123,6 +123,27 @@ class Agent2EmbeddingSkill:
         """End the running trial: the candidate is rejected."""
         return await asyncio.to_thread(self.loop.stop_trial, reason)
 
+    # ------------------------------------------------------ review queue
+    async def get_review_queue(self, limit: int = 10) -> dict[str, Any]:
+        """Open review questions, most useful first (``{"questions": [...]}``)."""
+        return {"questions": await asyncio.to_thread(self.loop.review_queue, limit)}
+
+    async def answer_review(
+        self,
+        review_id: str,
+        selected: Sequence[str] = (),
+        rejected: Sequence[str] = (),
+        reviewer: str | None = None,
+    ) -> dict[str, Any]:
+        """Answer a review question: which candidates are relevant (``selected``) and which are not."""
+        return await asyncio.to_thread(self.loop.answer_review, review_id, selected, rejected, reviewer)
+
+    async def record_judgment(
+        self, query: str, item_id: str, relevant: bool, reviewer: str | None = None
+    ) -> dict[str, Any]:
+        """Record that ``item_id`` is (not) relevant to ``query``."""
+        return await asyncio.to_thread(self.loop.record_judgment, query, item_id, relevant, reviewer)
+
     # ------------------------------------------------------------ tool calls
     @property
     def tool_definitions(self) -> list[dict[str, Any]]:

@@ -36,6 +36,18 @@ PARAMS: dict[str, str] = {
     "force": "Train even when fewer new feedback events than the threshold have arrived. Default false.",
     "version": "The model version to switch to; omit it to return to the version before the active one.",
     "reason": "Why the trial is stopped (kept with the trial's record).",
+    # review queue (explicit judgments)
+    "limit": "How many open review questions to return, most useful first: 1 to 1000. Default 10.",
+    "review_id": "The review_id of a question returned by get_review_queue.",
+    "rejected": "Candidate ids the user said are NOT relevant to the question's query.",
+    "reviewer": "Optional id of the person or agent who answered, stored with the judgments.",
+    "relevant": "true if the item is relevant to the query (a good result for it), false if it is not.",
+}
+
+#: Descriptions of parameters whose meaning differs in the review tools (``selected`` there is an answer).
+REVIEW_PARAMS: dict[str, str] = {
+    "selected": "Candidate ids the user said ARE relevant to the question's query (may be empty if rejected is not).",
+    "item_id": "The catalog id of the item being judged.",
 }
 
 #: What each tool does, when to use it, and what it returns.
@@ -83,11 +95,25 @@ DESCRIPTIONS: dict[str, str] = {
         "Switch search back to an earlier model version (the one before the active version, or the given "
         "version). Returns the now-active version's manifest."
     ),
+    "get_review_queue": (
+        "List open review questions, most useful first: each has review_id, query, candidates (item_id, text, "
+        "score) and the reason it is asked (tied scores, conflicting clicks, no selection, ...). Ask your user "
+        "which candidates are relevant to the query, then pass the answer to answer_review."
+    ),
+    "answer_review": (
+        "Answer a review question: selected = candidate ids that are relevant to its query, rejected = ids that "
+        "are not (at least one id in all). Stored as trusted judgments for training and evaluation. Repeating the "
+        "same answer is a no-op; ids that were not candidates are refused and nothing is stored."
+    ),
+    "record_judgment": (
+        "Record, without a review question, that one catalog item is or is not relevant to a query (e.g. when "
+        "the user says so in conversation). Trusted over clicks in training."
+    ),
 }
 
 
 def _tool(name: str, properties: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
-    props = {key: {**schema, "description": PARAMS[key]} for key, schema in properties.items()}
+    props = {key: {"description": PARAMS.get(key, ""), **schema} for key, schema in properties.items()}
     return {
         "name": name,
         "description": DESCRIPTIONS[name],
@@ -124,6 +150,27 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
     _tool("rollback_model", {"version": {"type": "integer", "minimum": 0}}, []),
     _tool("get_trial", {}, []),
     _tool("stop_trial", {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}}, []),
+    _tool("get_review_queue", {"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}}, []),
+    _tool(
+        "answer_review",
+        {
+            "review_id": _ID,
+            "selected": {**_IDS, "minItems": 0, "description": REVIEW_PARAMS["selected"]},
+            "rejected": {**_IDS, "minItems": 0},
+            "reviewer": _ID,
+        },
+        ["review_id"],
+    ),
+    _tool(
+        "record_judgment",
+        {
+            "query": {"type": "string", "minLength": 1},
+            "item_id": {**_ID, "description": REVIEW_PARAMS["item_id"]},
+            "relevant": {"type": "boolean"},
+            "reviewer": _ID,
+        },
+        ["query", "item_id", "relevant"],
+    ),
 ]
 
 #: Skill name -> method of :class:`~embedloop.skills.Agent2EmbeddingSkill`.
@@ -137,6 +184,9 @@ METHODS: dict[str, str] = {
     "rollback_model": "rollback_model",
     "get_trial": "get_trial",
     "stop_trial": "stop_trial",
+    "get_review_queue": "get_review_queue",
+    "answer_review": "answer_review",
+    "record_judgment": "record_judgment",
 }
 
 _BY_NAME = {tool["name"]: tool for tool in TOOL_DEFINITIONS}

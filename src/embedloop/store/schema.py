@@ -134,4 +134,41 @@ locks = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
 
+#: An explicit relevance judgment: a person or agent said ``item_id`` is (not) relevant to ``query``.
+#: ``query_key`` is the normalised query; the newest row per (query_key, item_id) is the label.
+judgments = Table(
+    "judgments",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("query", Text, nullable=False),
+    Column("query_key", Text, nullable=False),
+    Column("item_id", String(512), nullable=False),
+    Column("relevant", Boolean, nullable=False),
+    Column("reviewer", String(256), nullable=True),
+    Column("review_id", String(64), nullable=True, index=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+#: A question of the review queue: which of ``candidates`` are relevant to ``query``, and why it is asked.
+review_questions = Table(
+    "review_questions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("query", Text, nullable=False),
+    Column("query_key", Text, nullable=False, index=True),
+    Column("candidates", JSON, nullable=False),
+    Column("reason", String(32), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("priority", Float, nullable=False),
+    Column("status", String(16), nullable=False, index=True),
+    Column("model_version", Integer, nullable=True),
+    Column("catalog_revision", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("closed_at", DateTime(timezone=True), nullable=True),
+    Column("closed_because", Text, nullable=True),
+    Column("answer", JSON, nullable=True),
+    Column("reviewer", String(256), nullable=True),
+)
+
 Index("ix_selections_search_item", selections.c.search_id, selections.c.item_id)
+Index("ix_judgments_query_item", judgments.c.query_key, judgments.c.item_id)

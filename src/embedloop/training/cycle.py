@@ -147,6 +147,8 @@ class Holdout:
     retrieval: RetrievalEvaluator
     catalog: list[Any]
     revision: int
+    #: What the held-out set is made of: held-out ``clicks`` or explicit ``judgments``.
+    source: str = "clicks"
 
     @property
     def texts(self) -> list[str]:
@@ -201,12 +203,19 @@ def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
 
 def holdout(sv: Services, window: Window, texts: dict[str, str]) -> Holdout:
     """Stage 3: evaluators over the held-out sessions and the current catalog."""
+    from embedloop.feedback.judgments import judgment_evaluators, judgment_holdout, overrule_sessions
+
     revision = sv.store.catalog_revision()  # read first: later changes are re-applied by sync
     catalog = sv.store.catalog()
     texts.update({r.id: r.text for r in catalog})
-    triplets, retrieval = holdout_evaluators(
-        window.split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], sv.settings.encode_batch_size
-    )
+    ids, corpus = [r.id for r in catalog], [r.text for r in catalog]
+    judged = judgment_holdout(sv.store)
+    if judged is not None:  # explicit judgments are not biased towards the active model: they judge first
+        triplets, retrieval = judgment_evaluators(judged, texts, ids, corpus, sv.settings.encode_batch_size)
+        if triplets.triplets:
+            return Holdout(triplets, retrieval, catalog, revision, source="judgments")
+    sessions = overrule_sessions(sv.store, window.split.holdout)  # a judged-irrelevant click is no right answer
+    triplets, retrieval = holdout_evaluators(sessions, texts, ids, corpus, sv.settings.encode_batch_size)
     return Holdout(triplets, retrieval, catalog, revision)
 
 
@@ -304,7 +313,7 @@ def _cycle(sv: Services, force: bool) -> dict[str, Any]:
         metrics = score(sv, state, held, candidate, timings)
         timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
         reasons = judge(s, metrics)
-        manifest = _manifest(sv, state, window, candidate, len(examples), metrics, run_id)
+        manifest = _manifest(sv, state, window, candidate, len(examples), metrics, run_id, held.source)
         extra = {
             "new_events": window.new_events,
             "train_examples": len(examples),
@@ -374,6 +383,7 @@ def _manifest(
     train_examples: int,
     metrics: dict[str, dict[str, float]],
     run_id: int,
+    held_source: str = "clicks",
 ) -> dict[str, Any]:
     s = sv.settings
     mode, version, parent = s.training_mode, candidate.version, state.version
@@ -403,6 +413,7 @@ def _manifest(
         "metrics": metrics,
         "primary_metric": PRIMARY,
         "judged_by": "trial" if s.trials else "held-out feedback",
+        "holdout_source": held_source,
         "checksum": folder_checksum(sv.registry.model_dir(version)),
         "run_id": run_id,
     }
@@ -524,6 +535,11 @@ def _build_examples(
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
     examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias, sources=sources)
+    # --- issue 13: explicit judgments are trusted labels (clicks never overrule them); lead: port this ---
+    from embedloop.feedback.judgments import judgment_holdout, merge_judgments
+
+    examples = merge_judgments(sv.store, examples, guard, holdout=judgment_holdout(sv.store))
+    # --- end issue 13 ---
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)

@@ -1,0 +1,154 @@
+"""Simulated reviewer: is an answer to the review queue's question worth more than one to a random question?
+
+Protocol (issue 13), inside ``embedloop bench quality --review-budgets 25,50,100``:
+
+1. one round of simulated clicks (the quality benchmark's users) on the indexed corpus;
+2. the storage folder is copied once per arm, so every arm starts from the same clicks;
+3. arm ``clicks``: no answers. Arms ``queue@B``: the simulated reviewer answers the first ``B``
+   questions of ``loop.review_queue`` (refilled until ``B`` are answered or it is empty);
+   arms ``random@B``: ``B`` questions on train queries drawn at random from the same traffic,
+   each about the active model's top :data:`~embedloop.feedback.review.MAX_CANDIDATES` results
+   (the same size as a queue question), recorded with ``loop.record_judgment``;
+4. the reviewer answers from the train judgments (qrels): a candidate judged relevant
+   (score > 0) is selected, every other candidate rejected;
+5. each arm runs the product's cycle once (``fine_tune(force=True)``) and is scored on the
+   dev split. Gain per answer = (arm NDCG@10 - clicks NDCG@10) / B.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import shutil
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from embedloop.feedback.persistence import recent_traffic
+from embedloop.feedback.review import MAX_CANDIDATES, state_ranker
+from embedloop.training.examples import normalise_query
+
+logger = logging.getLogger(__name__)
+
+
+def simulated_answer(candidates: Sequence[str], relevant: set[str]) -> tuple[list[str], list[str]]:
+    """The reviewer's answer: candidates judged relevant are selected, the others rejected."""
+    return [c for c in candidates if c in relevant], [c for c in candidates if c not in relevant]
+
+
+def answer_queue(loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None]) -> dict[str, Any]:
+    """Answer up to ``budget`` questions of the review queue, most useful first."""
+    answered, judgments, positives = 0, 0, 0
+    reasons: Counter[str] = Counter()
+    skipped: set[str] = set()
+    while answered < budget:
+        queue = [
+            q
+            for q in loop.review_queue(limit=min(1000, budget - answered + len(skipped)))
+            if q["review_id"] not in skipped
+        ]
+        if not queue:
+            break
+        for q in queue[: budget - answered]:
+            relevant = relevant_of(q["query"])
+            if relevant is None:  # not a train query: the reviewer cannot answer it
+                skipped.add(q["review_id"])
+                continue
+            selected, rejected = simulated_answer([c["item_id"] for c in q["candidates"]], relevant)
+            loop.answer_review(q["review_id"], selected=selected, rejected=rejected, reviewer="simulated")
+            answered += 1
+            judgments += len(selected) + len(rejected)
+            positives += len(selected)
+            reasons[q["reason"]] += 1
+    return {"questions": answered, "judgments": judgments, "relevant_found": positives, "reasons": dict(reasons)}
+
+
+def answer_random(
+    loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None], rng: random.Random
+) -> dict[str, Any]:
+    """Answer ``budget`` questions about train queries drawn at random from the logged traffic."""
+    queries = sorted({r["query"] for r in recent_traffic(loop.store, 1_000_000) if relevant_of(r["query"]) is not None})
+    picked = rng.sample(queries, min(budget, len(queries)))
+    ranked = state_ranker(loop.searcher.state, loop.settings.encode_batch_size)(picked, MAX_CANDIDATES)
+    judgments = positives = 0
+    for query, top in zip(picked, ranked, strict=True):
+        relevant = relevant_of(query) or set()
+        for item_id, _score in top:
+            loop.record_judgment(query, item_id, relevant=item_id in relevant, reviewer="simulated-random")
+            judgments += 1
+            positives += item_id in relevant
+    return {"questions": len(picked), "judgments": judgments, "relevant_found": positives}
+
+
+def run_review_arms(
+    settings: Any,
+    storage: Path,
+    queries: dict[str, str],
+    relevant: dict[str, set[str]],
+    budgets: Sequence[int],
+    evaluate: Callable[[Any], dict[str, float]],
+    seed: int,
+) -> dict[str, Any]:
+    """Every arm from a copy of ``storage`` (a closed loop's folder after one round of clicks).
+
+    ``queries``/``relevant``: train query texts and judged-relevant doc ids by query id;
+    ``evaluate(loop)``: dev metrics of the loop's active model.
+    """
+    from embedloop import EmbedLoop
+
+    by_text = {normalise_query(text): qid for qid, text in queries.items() if qid in relevant}
+
+    def relevant_of(query: str) -> set[str] | None:
+        qid = by_text.get(normalise_query(query))
+        return relevant[qid] if qid is not None else None
+
+    arms: list[tuple[str, int]] = [("clicks", 0)] + [(s, b) for b in budgets for s in ("queue", "random")]
+    results: dict[str, Any] = {}
+    for strategy, budget in arms:
+        name = strategy if budget == 0 else f"{strategy}@{budget}"
+        copy = Path(tempfile.mkdtemp(prefix="embedloop-review-arm-"))
+        tick = time.perf_counter()
+        try:
+            shutil.copytree(storage, copy, dirs_exist_ok=True)
+            with EmbedLoop(settings.replace(storage_path=copy)) as loop:
+                spent: dict[str, Any] = {"questions": 0, "judgments": 0}
+                if strategy == "queue":
+                    spent = answer_queue(loop, budget, relevant_of)
+                elif strategy == "random":
+                    spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget))
+                cycle = loop.fine_tune(force=True)
+                dev = evaluate(loop)
+        finally:
+            shutil.rmtree(copy, ignore_errors=True)
+        results[name] = {
+            "strategy": strategy,
+            "budget": budget,
+            "answers": spent,
+            "status": cycle["status"],
+            "reasons": cycle.get("reasons", []),
+            "dev": dev,
+            "seconds": round(time.perf_counter() - tick, 1),
+        }
+        logger.info("Review arm %s: %s, %s, dev %s", name, spent, cycle["status"], dev)
+    return {"arms": results, "summary": summarise(results, budgets)}
+
+
+def summarise(arms: dict[str, Any], budgets: Sequence[int], metric: str = "ndcg@10") -> dict[str, Any]:
+    """Gain per answer of each arm over ``clicks`` and the queue/random ratio per budget."""
+    base = arms["clicks"]["dev"][metric]
+    out: dict[str, Any] = {"clicks_" + metric: base}
+    for b in budgets:
+        q, r = arms[f"queue@{b}"]["dev"][metric], arms[f"random@{b}"]["dev"][metric]
+        per_q, per_r = (q - base) / b, (r - base) / b
+        out[str(b)] = {
+            "queue_" + metric: q,
+            "random_" + metric: r,
+            "queue_gain_per_answer": round(per_q, 6),
+            "random_gain_per_answer": round(per_r, 6),
+            "ratio": round(per_q / per_r, 3) if per_r > 0 else None,
+            "queue_beats_random": q > r,
+        }
+    return out

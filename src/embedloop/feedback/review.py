@@ -1,0 +1,408 @@
+"""The review queue: which questions about relevance are worth a person's (or an agent's) answer.
+
+Clicks are cheap and noisy; an explicit answer is expensive and trusted. The
+queue looks at recent traffic, grouped by normalised query, and scores five
+reasons to ask, each in [0, 1]:
+
+``tied_scores``
+    The active model's top scores are nearly tied: ``1 - (s1 - s2) / TIE_MARGIN``
+    (0 beyond the margin). Candidates: the results within the margin of the top.
+``conflicting_clicks``
+    Sessions of the same query selected different items:
+    ``min(1, 2 * (1 - share of the sessions that picked the most picked item))``.
+    Candidates: the selected items, most picked first.
+``model_disagreement``
+    Only when a second ranking is given (a trained candidate, a trial):
+    ``0.5 * [top-1 differs] + 0.5 * (1 - overlap of the two top-5 lists)``.
+    Candidates: both top results, then the items only one list has.
+``no_selection``
+    The query was searched and nothing was ever selected: ``1 - 0.5 ** searches``.
+    Candidates: the active model's top results.
+``click_uncertain``
+    The click model cannot tell relevance from position: the share of the
+    query's selections made at rank 1 (where position alone draws clicks),
+    discounted by the evidence, ``rank1_share / sqrt(selections)``.
+    Candidates: the selected items, then the top results.
+
+A question's priority is ``(best + 0.25 * rest) * (1 + 0.25 * ln(searches))``:
+``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
+``rest`` the sum of the other weighted scores, and frequent queries count more.
+Its ``reason`` is the reason with the largest weighted score.
+
+Each question offers up to :data:`MAX_CANDIDATES` items not yet judged for
+that query, scored by the active model (at least :data:`MIN_CANDIDATES`).
+A query is never asked twice under one model version: not while a question
+about it is open, and not again after it was answered until the model changes
+(and then only about items still unjudged). Open questions age out (see
+:func:`stale_reason`) when the model or the catalog moves under them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import weakref
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from embedloop.feedback import persistence as db
+from embedloop.models.encoder import encode_queries
+from embedloop.store import FeedbackStore
+from embedloop.training.examples import normalise_query
+
+logger = logging.getLogger(__name__)
+
+#: Weight of each reason in a question's priority (documented in docs/review.md).
+REASON_WEIGHTS: dict[str, float] = {
+    "tied_scores": 1.0,
+    "conflicting_clicks": 0.9,
+    "model_disagreement": 0.8,
+    "no_selection": 0.6,
+    "click_uncertain": 0.5,
+}
+#: Reasons that depend on the model's scores; they expire at any change of the active version.
+MODEL_REASONS = frozenset({"tied_scores", "model_disagreement"})
+#: Score gap under which the top results count as tied (cosine similarity).
+TIE_MARGIN = 0.05
+#: Most and fewest candidates a question offers.
+MAX_CANDIDATES, MIN_CANDIDATES = 5, 2
+#: How deep the active (and the compared) ranking is read.
+RANK_DEPTH = 10
+#: How many of the newest searches the queue looks at.
+MAX_SEARCHES = 5000
+#: Questions with a lower priority are not asked.
+MIN_PRIORITY = 0.05
+#: Click-based questions expire after this many model versions.
+MODEL_AGE = 2
+#: Share of the catalog changed since a question was asked that makes it moot.
+CATALOG_CHURN = 0.2
+
+#: ``ranker(queries, k)`` → for each query its top-``k`` ``(item_id, score)``, best first.
+Ranker = Callable[[Sequence[str], int], list[list[tuple[str, float]]]]
+
+
+def state_ranker(state: Any, batch_size: int = 64) -> Ranker:
+    """A :data:`Ranker` over a serving state (the active model's, or a candidate's)."""
+
+    def rank(queries: Sequence[str], k: int) -> list[list[tuple[str, float]]]:
+        if not queries:
+            return []
+        vectors = encode_queries(state.encoder, list(queries), batch_size=batch_size)
+        with state.lock:
+            scores, keys = state.index.search(vectors, k)
+            return [
+                [
+                    (state.items[int(key)][0], float(s))
+                    for key, s in zip(row_k, row_s, strict=True)
+                    if int(key) in state.items
+                ]
+                for row_k, row_s in zip(keys, scores, strict=True)
+            ]
+
+    return rank
+
+
+def state_scorer(state: Any) -> Callable[[str, Sequence[str]], dict[str, float]]:
+    """``score(query, item_ids)`` → the state's score of each indexed item for ``query``."""
+    by_id = {item_id: key for key, (item_id, _text) in state.items.items()}
+
+    def score(query: str, ids: Sequence[str]) -> dict[str, float]:
+        keys = [(i, by_id[i]) for i in ids if i in by_id]
+        if not keys:
+            return {}
+        vector = encode_queries(state.encoder, [query], batch_size=1)[0]
+        with state.lock:
+            matrix = state.index.vectors([k for _i, k in keys])
+        values = matrix @ np.asarray(vector, dtype=np.float32)
+        return {i: float(v) for (i, _k), v in zip(keys, values, strict=True)}
+
+    return score
+
+
+@dataclass
+class QueryTraffic:
+    """What the logs hold about one normalised query."""
+
+    key: str
+    query: str
+    searches: int = 0
+    with_selection: int = 0
+    #: item -> number of sessions that selected it
+    picks: Counter[str] = field(default_factory=Counter)
+    selection_ranks: list[int] = field(default_factory=list)
+
+
+def group_traffic(rows: Sequence[dict[str, Any]]) -> dict[str, QueryTraffic]:
+    """Searches (newest first, as :func:`persistence.recent_traffic` returns them) grouped by query."""
+    out: dict[str, QueryTraffic] = {}
+    for r in rows:
+        key = normalise_query(r["query"])
+        t = out.setdefault(key, QueryTraffic(key, r["query"]))
+        t.searches += 1
+        picked = list(dict.fromkeys(item for item, _rank in r["selected"]))
+        if picked:
+            t.with_selection += 1
+            t.picks.update(picked)
+            t.selection_ranks.extend(rank or 0 for _item, rank in r["selected"])
+    return out
+
+
+def reason_scores(
+    t: QueryTraffic,
+    active: list[tuple[str, float]],
+    other: list[tuple[str, float]] | None = None,
+) -> dict[str, tuple[float, list[str]]]:
+    """Each reason's score in [0, 1] for one query and the items it would ask about."""
+    out: dict[str, tuple[float, list[str]]] = {}
+    top = [i for i, _s in active]
+    if len(active) >= 2:
+        gap = active[0][1] - active[1][1]
+        tied = max(0.0, 1.0 - gap / TIE_MARGIN)
+        within = [i for i, s in active if active[0][1] - s <= TIE_MARGIN]
+        out["tied_scores"] = (tied, within if len(within) >= 2 else top[:2])
+    if t.with_selection >= 2 and len(t.picks) >= 2:
+        share = t.picks.most_common(1)[0][1] / t.with_selection
+        out["conflicting_clicks"] = (min(1.0, 2.0 * (1.0 - share)), [i for i, _n in t.picks.most_common()])
+    if other is not None and active and other:
+        mine, theirs = top[:5], [i for i, _s in other][:5]
+        overlap = len(set(mine) & set(theirs)) / max(1, min(5, len(mine), len(theirs)))
+        score = 0.5 * float(mine[0] != theirs[0]) + 0.5 * (1.0 - overlap)
+        only = [i for i in mine + theirs if (i in mine) != (i in theirs)]
+        out["model_disagreement"] = (score, list(dict.fromkeys([mine[0], theirs[0], *only])))
+    if t.with_selection == 0:
+        out["no_selection"] = (1.0 - 0.5**t.searches, top)
+    elif t.selection_ranks:
+        rank1 = sum(1 for r in t.selection_ranks if r == 1) / len(t.selection_ranks)
+        out["click_uncertain"] = (rank1 / math.sqrt(len(t.selection_ranks)), list(t.picks) + top)
+    return out
+
+
+def priority_of(scores: dict[str, tuple[float, list[str]]], searches: int) -> tuple[float, str | None]:
+    """A question's priority and its main reason (see the module docstring)."""
+    weighted = sorted(((REASON_WEIGHTS[r] * s, r) for r, (s, _items) in scores.items() if s > 0), reverse=True)
+    if not weighted:
+        return 0.0, None
+    best, reason = weighted[0]
+    rest = sum(w for w, _r in weighted[1:])
+    return (best + 0.25 * rest) * (1.0 + 0.25 * math.log(max(1, searches))), reason
+
+
+@dataclass
+class Proposal:
+    """A question the queue could ask."""
+
+    query: str
+    reason: str
+    reasons: dict[str, float]
+    priority: float
+    candidates: list[str]
+
+
+def propose(
+    traffic: dict[str, QueryTraffic],
+    active: dict[str, list[tuple[str, float]]],
+    other: dict[str, list[tuple[str, float]]] | None,
+    judged: dict[str, set[str]],
+    relevant: dict[str, set[str]] | None = None,
+) -> list[Proposal]:
+    """Questions for every query worth asking about, highest priority first.
+
+    ``judged``: items already judged per normalised query (never asked again); a reason whose
+    items are all judged is moot, and so is ``no_selection`` once a query has a ``relevant`` item.
+    """
+    relevant = relevant or {}
+    out = []
+    for key, t in traffic.items():
+        ranking = active.get(key, [])
+        known = judged.get(key, set())
+        scores = {
+            r: (s, items)
+            for r, (s, items) in reason_scores(t, ranking, other.get(key) if other is not None else None).items()
+            if any(i not in known for i in items) and not (r == "no_selection" and relevant.get(key))
+        }
+        priority, reason = priority_of(scores, t.searches)
+        if reason is None or priority < MIN_PRIORITY:
+            continue
+        ordered = scores[reason][1] + [i for r, (_s, items) in scores.items() if r != reason for i in items]
+        ordered += [i for i, _s in ranking]
+        candidates = [i for i in dict.fromkeys(ordered) if i not in known][:MAX_CANDIDATES]
+        if len(candidates) < MIN_CANDIDATES:
+            continue
+        out.append(
+            Proposal(t.query, reason, {r: round(s, 4) for r, (s, _i) in scores.items()}, round(priority, 4), candidates)
+        )
+    out.sort(key=lambda p: (-p.priority, p.query))
+    return out
+
+
+def stale_reason(
+    question: dict[str, Any],
+    *,
+    active_version: int | None,
+    changed_items: set[str],
+    changed_share: float,
+    judged: set[str],
+) -> str | None:
+    """Why an open question is moot now, or ``None``.
+
+    * the active model changed, for a question asked because of the model's
+      scores (``tied_scores``, ``model_disagreement``); after :data:`MODEL_AGE`
+      versions for the click-based reasons;
+    * a candidate was changed or deleted in the catalog since, or more than
+      :data:`CATALOG_CHURN` of the catalog changed (new items may be the answer);
+    * every candidate has since been judged (e.g. through ``record_judgment``).
+    """
+    asked = question["model_version"]
+    if asked is not None and active_version is not None and asked != active_version:
+        if question["reason"] in MODEL_REASONS:
+            return f"the active model changed from version {asked} to {active_version}"
+        if abs(active_version - asked) >= MODEL_AGE:
+            return f"the active model moved {abs(active_version - asked)} versions since (from {asked})"
+    ids = [c["item_id"] for c in question["candidates"]]
+    touched = sorted(set(ids) & changed_items)
+    if touched:
+        return f"candidate(s) {touched[:5]} changed in the catalog"
+    if changed_share > CATALOG_CHURN:
+        return f"{changed_share:.0%} of the catalog changed since the question was asked"
+    if ids and all(i in judged for i in ids):
+        return "every candidate has been judged"
+    return None
+
+
+def expire_stale(store: FeedbackStore, active_version: int | None) -> int:
+    """Close the open questions :func:`stale_reason` finds moot; returns how many."""
+    open_now = db.questions(store, status=db.OPEN)
+    if not open_now:
+        return 0
+    labels = db.current_labels(store)
+    total = max(1, store.count_items())
+    newest = store.catalog_revision()
+    why: dict[str, str] = {}
+    changes: dict[int, set[str]] = {}
+    for q in open_now:
+        revision = q["catalog_revision"]
+        if revision not in changes:
+            rows, _ = store.changes_since(revision) if revision < newest else ([], newest)
+            changes[revision] = {r.id for r in rows}
+        changed = changes[revision]
+        reason = stale_reason(
+            q,
+            active_version=active_version,
+            changed_items=changed,
+            changed_share=len(changed) / total,
+            judged=set(labels.get(q["query_key"], ("", {}))[1]),
+        )
+        if reason is not None:
+            why[q["review_id"]] = reason
+    closed = db.expire_questions(store, why)
+    if closed:
+        logger.info("Expired %d review question(s)", closed)
+    return closed
+
+
+def refresh_queue(
+    store: FeedbackStore,
+    active: Ranker,
+    score: Callable[[str, Sequence[str]], dict[str, float]],
+    *,
+    active_version: int | None,
+    compare_with: Ranker | None = None,
+    max_searches: int = MAX_SEARCHES,
+) -> int:
+    """Expire moot questions, then add new ones from recent traffic; returns how many were added.
+
+    Nothing is recomputed when nothing it depends on changed since this process last refreshed
+    (searches, selections, judgments, open questions, catalog revision, active version).
+    """
+    stamp = (*db.traffic_stamp(store), store.catalog_revision(), active_version)
+    if compare_with is None and _LAST_REFRESH.get(store) == stamp:
+        return 0
+    added = _refresh(
+        store, active, score, active_version=active_version, compare_with=compare_with, max_searches=max_searches
+    )
+    _LAST_REFRESH[store] = (*db.traffic_stamp(store), store.catalog_revision(), active_version)
+    return added
+
+
+#: The state each store's queue was last refreshed at, in this process.
+_LAST_REFRESH: weakref.WeakKeyDictionary[FeedbackStore, tuple[Any, ...]] = weakref.WeakKeyDictionary()
+
+
+def _refresh(
+    store: FeedbackStore,
+    active: Ranker,
+    score: Callable[[str, Sequence[str]], dict[str, float]],
+    *,
+    active_version: int | None,
+    compare_with: Ranker | None,
+    max_searches: int,
+) -> int:
+    expire_stale(store, active_version)
+    traffic = group_traffic(db.recent_traffic(store, max_searches))
+    asked = db.questions(store)
+    blocked = {
+        q["query_key"]
+        for q in asked
+        if q["status"] == db.OPEN or (q["status"] == db.ANSWERED and q["model_version"] == active_version)
+    }
+    traffic = {k: t for k, t in traffic.items() if k not in blocked}
+    if not traffic:
+        return 0
+    keys = list(traffic)
+    queries = [traffic[k].query for k in keys]
+    ranked = dict(zip(keys, active(queries, RANK_DEPTH), strict=True))
+    other = dict(zip(keys, compare_with(queries, RANK_DEPTH), strict=True)) if compare_with is not None else None
+    labels = db.current_labels(store)
+    judged = {k: set(lab) for k, (_q, lab) in labels.items()}
+    relevant = {k: {i for i, r in lab.items() if r} for k, (_q, lab) in labels.items()}
+    revision = store.catalog_revision()
+    rows = []
+    for p in propose(traffic, ranked, other, judged, relevant):
+        known = dict(ranked.get(normalise_query(p.query), []))
+        missing = [i for i in p.candidates if i not in known]
+        if missing:
+            known.update(score(p.query, missing))
+        texts = store.get_items(p.candidates)
+        candidates = [
+            {"item_id": i, "text": texts[i].text, "score": round(known.get(i, 0.0), 6)}
+            for i in p.candidates
+            if i in texts
+        ]
+        if len(candidates) < MIN_CANDIDATES:
+            continue
+        rows.append(
+            {
+                "query": p.query,
+                "candidates": candidates,
+                "reason": p.reason,
+                "reasons": p.reasons,
+                "priority": p.priority,
+                "model_version": active_version,
+                "catalog_revision": revision,
+            }
+        )
+    db.add_questions(store, rows)
+    logger.info("Review queue: %d new question(s) from %d queries", len(rows), len(traffic))
+    return len(rows)
+
+
+def public_question(q: dict[str, Any]) -> dict[str, Any]:
+    """The shape ``review_queue`` returns: review_id, query, candidates, reason (+ reasons, priority, created_at)."""
+    return {
+        "review_id": q["review_id"],
+        "query": q["query"],
+        "candidates": q["candidates"],
+        "reason": q["reason"],
+        "reasons": q["reasons"],
+        "priority": q["priority"],
+        "created_at": q["created_at"],
+    }
+
+
+def open_queue(store: FeedbackStore, limit: int) -> list[dict[str, Any]]:
+    """The open questions, most useful first."""
+    return [public_question(q) for q in db.questions(store, status=db.OPEN)[:limit]]

@@ -1,0 +1,179 @@
+"""The review queue through the public API, on a small catalog with the deterministic hashing encoder."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from embedloop import EmbedLoop, InvalidInputError, NotFoundError
+from embedloop.feedback.review import REASON_WEIGHTS, QueryTraffic, priority_of, reason_scores
+
+ITEMS = [
+    {"id": "A1", "text": "alpha fund one"},
+    {"id": "A2", "text": "alpha fund two"},
+    {"id": "B", "text": "beta corporation shares"},
+    {"id": "C", "text": "gamma holdings"},
+    {"id": "D", "text": "delta airlines"},
+    {"id": "E", "text": "epsilon energy"},
+    {"id": "F", "text": "zeta foods"},
+    {"id": "G", "text": "eta gold mining"},
+]
+
+
+@pytest.fixture
+def loop(fake_loop: EmbedLoop) -> EmbedLoop:
+    fake_loop.add_items(ITEMS)
+    return fake_loop
+
+
+def stored(loop: EmbedLoop) -> tuple[int, list[dict]]:
+    """(judgments in the store, every question with its status)."""
+    from embedloop.feedback.persistence import questions
+
+    return loop.status()["review"]["judgments"], questions(loop.store)
+
+
+def test_a_tied_query_is_asked_before_a_clear_one(loop: EmbedLoop):
+    clear = loop.search("beta corporation", k=3)
+    tied = loop.search("alpha fund", k=3)
+    assert tied.hits[0].score == tied.hits[1].score  # A1 and A2 tie exactly under the hashing encoder
+    assert clear.hits[0].score - clear.hits[1].score > 0.5
+    queue = loop.review_queue(limit=10)
+    assert [q["query"] for q in queue] == ["alpha fund", "beta corporation"]
+    first = queue[0]
+    assert set(first) >= {"review_id", "query", "candidates", "reason"}
+    assert first["reason"] == "tied_scores"
+    assert {c["item_id"] for c in first["candidates"][:2]} == {"A1", "A2"}
+    assert all(set(c) == {"item_id", "text", "score"} for c in first["candidates"])
+    assert queue[1]["reason"] == "no_selection"
+    assert loop.status()["review"] == {"open_questions": 2, "judgments": 0}
+    assert len(loop.review_queue(limit=1)) == 1
+
+
+def test_an_answered_question_leaves_the_queue_and_is_not_asked_again(loop: EmbedLoop):
+    loop.search("alpha fund", k=3)
+    (question,) = loop.review_queue()
+    result = loop.answer_review(question["review_id"], selected=["A1"], rejected=["A2"], reviewer="ann")
+    assert result["duplicate"] is False
+    assert {(j["item_id"], j["relevant"], j["reviewer"]) for j in result["judgments"]} == {
+        ("A1", True, "ann"),
+        ("A2", False, "ann"),
+    }
+    loop.search("alpha fund", k=3)  # more traffic for the same query
+    assert loop.review_queue() == []
+    assert loop.status()["review"] == {"open_questions": 0, "judgments": 2}
+
+
+def test_an_answer_is_idempotent(loop: EmbedLoop):
+    loop.search("alpha fund", k=3)
+    (question,) = loop.review_queue()
+    first = loop.answer_review(question["review_id"], selected=["A2"])
+    again = loop.answer_review(question["review_id"], selected=["A2"])
+    assert again["duplicate"] is True
+    assert [j["judgment_id"] for j in again["judgments"]] == [j["judgment_id"] for j in first["judgments"]]
+    assert stored(loop)[0] == 1
+    with pytest.raises(InvalidInputError, match="already answered"):
+        loop.answer_review(question["review_id"], selected=["A1"])
+    assert stored(loop)[0] == 1
+
+
+@pytest.mark.parametrize(
+    ("review_id", "selected", "rejected", "error", "match"),
+    [
+        ("nope", ["A1"], [], NotFoundError, "Unknown review_id"),
+        (None, [], [], InvalidInputError, "empty"),
+        (None, ["OUTSIDER"], [], InvalidInputError, "not candidates"),
+        (None, ["A1"], ["ZZZ"], InvalidInputError, "not candidates"),
+        (None, ["A1"], ["A1"], InvalidInputError, "both selected and rejected"),
+        (None, "A1", [], InvalidInputError, "list of ids"),
+    ],
+)
+def test_bad_answers_store_nothing(loop: EmbedLoop, review_id, selected, rejected, error, match):
+    loop.search("alpha fund", k=2)
+    (question,) = loop.review_queue()
+    outsiders = [i["id"] for i in ITEMS if i["id"] not in {c["item_id"] for c in question["candidates"]}]
+    selected = [outsiders[0] if i == "OUTSIDER" else i for i in selected] if isinstance(selected, list) else selected
+    with pytest.raises(error, match=match):
+        loop.answer_review(review_id or question["review_id"], selected=selected, rejected=rejected)
+    count, rows = stored(loop)
+    assert count == 0
+    assert [q["status"] for q in rows] == ["open"]
+
+
+def test_record_judgment_lists_exports_and_closes_fully_judged_questions(loop: EmbedLoop):
+    loop.search("alpha fund", k=2)
+    (question,) = loop.review_queue()
+    ids = [c["item_id"] for c in question["candidates"]]
+    for item in ids:
+        loop.record_judgment("Alpha  FUND", item, relevant=item == "A1", reviewer="bob")
+    assert loop.record_judgment("alpha fund", "A1", True, reviewer="bob")["duplicate"] is True
+    assert loop.review_queue() == []  # every candidate judged: the question expired
+    _, rows = stored(loop)
+    assert rows[0]["status"] == "expired" and rows[0]["closed_because"] == "every candidate has been judged"
+    listed = loop.judgments("alpha fund")
+    assert len(listed) == len(ids) and listed[0]["judgment_id"] > listed[-1]["judgment_id"]
+    assert loop.judgments(reviewer="nobody") == []
+    out = io.StringIO()
+    assert loop.export_judgments(out) == len(ids)
+    assert [json.loads(line)["item_id"] for line in out.getvalue().splitlines()] == ids
+    with pytest.raises(NotFoundError, match="Unknown item_id"):
+        loop.record_judgment("alpha fund", "ZZZ", True)
+    with pytest.raises(InvalidInputError, match="relevant"):
+        loop.record_judgment("alpha fund", "A1", "yes")  # type: ignore[arg-type]
+
+
+def test_questions_age_out_when_a_candidate_changes(loop: EmbedLoop):
+    loop.search("alpha fund", k=2)
+    (question,) = loop.review_queue()
+    loop.add_items([{"id": "A2", "text": "alpha fund two (renamed)"}])
+    queue = loop.review_queue()
+    _, rows = stored(loop)
+    old = next(q for q in rows if q["review_id"] == question["review_id"])
+    assert old["status"] == "expired" and "changed in the catalog" in old["closed_because"]
+    assert question["review_id"] not in {q["review_id"] for q in queue}
+    # an expired question can still be answered: the label stays true
+    assert loop.answer_review(question["review_id"], selected=["A1"])["duplicate"] is False
+
+
+def test_conflicting_clicks_and_disagreement_scores():
+    t = QueryTraffic("q", "q", searches=4, with_selection=4)
+    t.picks.update({"A": 2, "B": 2})
+    t.selection_ranks = [1, 2, 1, 2]
+    active = [("A", 0.9), ("B", 0.5), ("C", 0.4)]
+    scores = reason_scores(t, active, other=[("C", 0.8), ("B", 0.7), ("D", 0.1)])
+    assert scores["conflicting_clicks"] == (1.0, ["A", "B"])
+    assert scores["model_disagreement"][0] == pytest.approx(0.5 + 0.5 * (1 - 2 / 3))
+    assert scores["model_disagreement"][1][:2] == ["A", "C"]
+    assert scores["click_uncertain"][0] == pytest.approx(0.5 / 2)
+    priority, reason = priority_of(scores, searches=4)
+    assert reason == "conflicting_clicks"
+    assert priority > REASON_WEIGHTS["conflicting_clicks"]
+
+
+def test_compare_with_a_second_ranking(loop: EmbedLoop):
+    loop.search("delta airlines", k=3)
+
+    def reversed_ranking(queries, k):  # a "candidate" that ranks the catalog backwards
+        return [[("C", 0.9), ("B", 0.8), ("A1", 0.7)] for _ in queries]
+
+    (question,) = loop.review_queue(compare_with=reversed_ranking)
+    assert question["reason"] == "model_disagreement"
+    assert [c["item_id"] for c in question["candidates"]][:2] == ["D", "C"]
+
+
+def test_limit_is_checked(loop: EmbedLoop):
+    with pytest.raises(InvalidInputError, match="limit"):
+        loop.review_queue(limit=0)
+
+
+def test_an_unchanged_queue_is_not_recomputed(loop: EmbedLoop):
+    loop.search("alpha fund", k=2)
+    first = loop.review_queue()
+    encoder = loop.searcher.state.encoder
+    encoded = encoder.texts_encoded
+    assert loop.review_queue() == first
+    assert encoder.texts_encoded == encoded  # nothing changed: no query was encoded again
+    loop.search("beta corporation", k=2)
+    assert len(loop.review_queue()) == 2
