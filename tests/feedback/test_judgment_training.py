@@ -34,7 +34,7 @@ def train_query(loop: EmbedLoop) -> str:
     for n in range(50):
         query = f"apple stock {n}"
         loop.record_feedback(query, shown=["APLE", "AAPL", "MSFT"], selected=["APLE"])
-        examples, _ = next_training_examples(loop)
+        examples, _ = next_training_examples(loop.services())
         if any(ex.query == query for ex in examples):
             return query
     raise AssertionError("no query landed in the training split")
@@ -42,12 +42,12 @@ def train_query(loop: EmbedLoop) -> str:
 
 def test_a_judgment_changes_the_next_cycles_examples(loop: EmbedLoop):
     query = train_query(loop)
-    before = by_pair(next_training_examples(loop)[0])
+    before = by_pair(next_training_examples(loop.services())[0])
     assert (query, "APLE") in before  # the click made APLE a positive
     assert (query, "AAPL") not in before
     loop.record_judgment(query, "APLE", relevant=False, reviewer="ann")
     loop.record_judgment(query, "AAPL", relevant=True, reviewer="ann")
-    after = by_pair(next_training_examples(loop)[0])
+    after = by_pair(next_training_examples(loop.services())[0])
     assert (query, "APLE") not in after  # the click never overrules the judgment
     judged = after[(query, "AAPL")]
     assert judged.source == "judgment" and judged.weight == JUDGMENT_WEIGHT
