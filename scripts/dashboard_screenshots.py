@@ -1,0 +1,65 @@
+"""Screenshots of every dashboard page for the docs: docs/img/dashboard-<page>.png.
+
+A temporary store with generated feedback and versions (the deterministic HashingEncoder,
+no model download), the real HTTP app on a loopback port, headless Chromium from Debian's
+packages (scripts/install_browser.sh).
+
+    HF_HUB_OFFLINE=1 PYTHONPATH=src .venv/bin/python scripts/dashboard_screenshots.py [--out docs/img]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from dashboard_data import ServerThread, chromium, populate, storage, wait_rendered  # noqa: E402
+
+from embedloop import EmbedLoop, Settings  # noqa: E402
+from embedloop.models.encoder import HashingEncoder  # noqa: E402
+from embedloop.serving.dashboard import PAGES  # noqa: E402
+from embedloop.serving.http import create_app  # noqa: E402
+
+logger = logging.getLogger("dashboard_screenshots")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="docs/img", help="folder for dashboard-<page>.png")
+    parser.add_argument("--selections", type=int, default=6_000)
+    parser.add_argument("--versions", type=int, default=12)
+    parser.add_argument("--width", type=int, default=1360)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    root = storage()
+    settings = Settings(storage_path=root, embedding_model="all-MiniLM-L6-v2", show_progress=False, api_token="demo")
+    with EmbedLoop(settings, encoder=HashingEncoder()) as loop:
+        logger.info("generated %s", populate(loop, selections_wanted=args.selections, versions=args.versions))
+        server = ServerThread(create_app(loop, settings))
+        driver = chromium(args.width, 900)
+        try:
+            for page in PAGES:
+                driver.get(f"{server.url}/dashboard/{page}")
+                wait_rendered(driver)
+                height = driver.execute_script("return document.documentElement.scrollHeight")
+                driver.set_window_size(args.width, max(700, min(int(height) + 20, 2400)))
+                driver.get(f"{server.url}/dashboard/{page}")
+                wait_rendered(driver)
+                path = out / f"dashboard-{page}.png"
+                driver.save_screenshot(str(path))
+                driver.set_window_size(args.width, 900)
+                logger.info("wrote %s", path)
+        finally:
+            driver.quit()
+            server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
