@@ -497,6 +497,7 @@
       mounted = [];
       stamp();
       app.setAttribute("data-rendered-ms", String(Math.round(performance.now() - started)));
+      app.setAttribute("data-since-navigation-ms", String(Math.round(performance.now())));
       app.setAttribute("aria-busy", "false");
     });
   }
