@@ -96,7 +96,7 @@ def wait_rendered(driver: Any, timeout: float = 10.0) -> float:
     """Wait until the page script has rendered; returns its own render time in ms."""
     from selenium.webdriver.support.ui import WebDriverWait
 
-    WebDriverWait(driver, timeout).until(
+    WebDriverWait(driver, timeout, poll_frequency=0.02).until(
         lambda d: d.execute_script(
             "var m = document.getElementById('app'); return m && m.getAttribute('aria-busy') === 'false';"
         )
@@ -159,6 +159,9 @@ def populate(
             "UPDATE selections SET created_at = (SELECT created_at FROM searches WHERE searches.id = selections.search_id)"
         )
     _versions(loop, versions, rng, total_seq=loop.store.max_selection_seq(), end=end, days=days)
+    if loop.store.engine.dialect.name == "sqlite":  # fold the bulk load's write-ahead log into the database file
+        with loop.store.engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"items": len(items), "searches": len(search_ids), "selections": picked, "versions": versions + 1}
 
 

@@ -349,9 +349,7 @@ class EmbedLoop:
         """Training runs newest first, one page: ``{"runs": [...], "total", "limit", "offset"}``."""
         from embedloop.store.stats import MAX_PAGE, check_count, runs_page
 
-        return runs_page(
-            self.store, check_count(limit, "limit", 1, MAX_PAGE), check_count(offset, "offset", 0, 10**12)
-        )
+        return runs_page(self.store, check_count(limit, "limit", 1, MAX_PAGE), check_count(offset, "offset", 0, 10**12))
 
     def feedback_timeline(self, days: int = 30) -> dict[str, Any]:
         """Searches, selections and click-through per UTC day; top unselected queries and selected items."""

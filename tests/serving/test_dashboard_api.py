@@ -51,7 +51,13 @@ def test_feedback_timeline_endpoint_matches_the_python_api(loop, client):
 
 @pytest.mark.parametrize(
     ("path", "field"),
-    [("/runs?limit=0", "limit"), ("/runs?limit=501", "limit"), ("/runs?offset=-1", "offset"), ("/feedback/timeline?days=0", "days"), ("/feedback/timeline?days=abc", "days")],
+    [
+        ("/runs?limit=0", "limit"),
+        ("/runs?limit=501", "limit"),
+        ("/runs?offset=-1", "offset"),
+        ("/feedback/timeline?days=0", "days"),
+        ("/feedback/timeline?days=abc", "days"),
+    ],
 )
 def test_bad_read_parameters_answer_422_naming_the_field(client, path, field):
     response = client.get(path)
@@ -59,7 +65,15 @@ def test_bad_read_parameters_answer_422_naming_the_field(client, path, field):
     assert response.json()["error"]["field"] == field
 
 
-@pytest.mark.parametrize(("call", "field"), [(lambda lp: lp.runs(limit=0), "limit"), (lambda lp: lp.runs(offset=-2), "offset"), (lambda lp: lp.feedback_timeline(days=400), "days"), (lambda lp: lp.feedback_timeline(days=True), "days")])
+@pytest.mark.parametrize(
+    ("call", "field"),
+    [
+        (lambda lp: lp.runs(limit=0), "limit"),
+        (lambda lp: lp.runs(offset=-2), "offset"),
+        (lambda lp: lp.feedback_timeline(days=400), "days"),
+        (lambda lp: lp.feedback_timeline(days=True), "days"),
+    ],
+)
 def test_python_api_refuses_bad_arguments(loop, call, field):
     with pytest.raises(InvalidInputError) as err:
         call(loop)
@@ -113,7 +127,11 @@ def test_assets_are_package_data():
 
 @pytest.mark.parametrize(
     ("host", "url"),
-    [("127.0.0.1", "http://127.0.0.1:8000/dashboard"), ("0.0.0.0", "http://127.0.0.1:8000/dashboard"), ("::1", "http://[::1]:8000/dashboard")],
+    [
+        ("127.0.0.1", "http://127.0.0.1:8000/dashboard"),
+        ("0.0.0.0", "http://127.0.0.1:8000/dashboard"),
+        ("::1", "http://[::1]:8000/dashboard"),
+    ],
 )
 def test_dashboard_url(host, url):
     assert dashboard_url(host, 8000) == url

@@ -128,7 +128,9 @@ def test_feedback_page_numbers_and_hostile_text_shown_escaped(server, page):
     # ...and never became markup: no alert, no script element but the page's own two
     assert driver.execute_script("return document.querySelectorAll('script').length") == 2
     assert driver.execute_script("return document.querySelectorAll('#app script').length") == 0
-    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in driver.execute_script("return document.getElementById('app').innerHTML")
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in driver.execute_script(
+        "return document.getElementById('app').innerHTML"
+    )
     from selenium.common.exceptions import NoAlertPresentException
 
     with pytest.raises(NoAlertPresentException):
@@ -144,7 +146,10 @@ def test_trial_and_review_pages_say_what_is_missing(server, page):
         assert field(driver, "trial-wins") == f"{status['trial']['wins']:,}"
     driver = page("review")
     if httpx.get(server.url + "/review/queue").status_code == 404:
-        assert driver.find_element("css selector", "#app .empty").text == "The review queue is not available on this server."
+        assert (
+            driver.find_element("css selector", "#app .empty").text
+            == "The review queue is not available on this server."
+        )
 
 
 def _click_rollback(driver, version: int) -> str:

@@ -42,7 +42,11 @@ def test_runs_page_is_newest_first_with_total_duration_and_timings(store: Feedba
             run,
             status="promoted" if n % 2 else "rejected",
             version=n + 1,
-            metrics={"active": {"triplet_accuracy": 0.7}, "candidate": {"triplet_accuracy": 0.8}, "timings": {"train_seconds": 1.5}},
+            metrics={
+                "active": {"triplet_accuracy": 0.7},
+                "candidate": {"triplet_accuracy": 0.8},
+                "timings": {"train_seconds": 1.5},
+            },
             reasons=[f"reason {n}"],
         )
         ids.append(run)
@@ -82,9 +86,19 @@ def test_feedback_timeline_counts_per_day_click_through_and_tops(store: Feedback
         FeedbackEvent("hostile", ["X", "A"], ["X"]),
     ]
     store.record_feedback(today)
-    two_days = [sid for sid, _ in store.record_feedback([FeedbackEvent("beta", ["B", "C"], ["B"]), FeedbackEvent("rare", ["C"], [])])]
+    two_days = [
+        sid
+        for sid, _ in store.record_feedback(
+            [FeedbackEvent("beta", ["B", "C"], ["B"]), FeedbackEvent("rare", ["C"], [])]
+        )
+    ]
     _age(store, two_days, 2)
-    old = [sid for sid, _ in store.record_feedback([FeedbackEvent("ancient", ["A"], ["A"]), FeedbackEvent("ancient", ["A"], [])])]
+    old = [
+        sid
+        for sid, _ in store.record_feedback(
+            [FeedbackEvent("ancient", ["A"], ["A"]), FeedbackEvent("ancient", ["A"], [])]
+        )
+    ]
     _age(store, old, 40)
 
     data = feedback_timeline(store, days=30)
@@ -98,16 +112,27 @@ def test_feedback_timeline_counts_per_day_click_through_and_tops(store: Feedback
     two = days[-3]
     assert (two["searches"], two["searches_with_selection"], two["selections"]) == (2, 1, 1)
     assert all(d["searches"] == 0 and d["click_through"] is None for d in days[:-3])
-    assert data["totals"] == {"searches": 7, "searches_with_selection": 4, "selections": 5, "click_through": pytest.approx(4 / 7)}
+    assert data["totals"] == {
+        "searches": 7,
+        "searches_with_selection": 4,
+        "selections": 5,
+        "click_through": pytest.approx(4 / 7),
+    }
     # the 40-day-old "ancient" searches are outside the window
-    assert data["top_unselected_queries"] == [{"query": "nothing here", "searches": 2}, {"query": "rare", "searches": 1}]
+    assert data["top_unselected_queries"] == [
+        {"query": "nothing here", "searches": 2},
+        {"query": "rare", "searches": 1},
+    ]
     top = data["top_selected_items"]
     assert top[0] == {"item_id": "A", "text": "alpha", "selections": 2}
     assert {"item_id": "X", "text": HOSTILE, "selections": 1} in top
     assert sum(t["selections"] for t in top) == 5
 
     wide = feedback_timeline(store, days=60)
-    assert wide["totals"]["searches"] == 9 and wide["top_unselected_queries"][0] == {"query": "nothing here", "searches": 2}
+    assert wide["totals"]["searches"] == 9 and wide["top_unselected_queries"][0] == {
+        "query": "nothing here",
+        "searches": 2,
+    }
     assert {"query": "ancient", "searches": 1} in wide["top_unselected_queries"]
 
 
@@ -128,3 +153,25 @@ def test_check_count_refuses_bad_values(value):
     with pytest.raises(InvalidInputError) as err:
         check_count(value, "limit", 1, 500)
     assert err.value.field == "limit" and "limit" in str(err.value)
+
+
+def test_reports_do_not_take_sqlite_write_lock(tmp_path):
+    """A long dashboard read must not queue feedback writers (every other SQLite transaction is BEGIN IMMEDIATE)."""
+    import sqlite3
+
+    store = FeedbackStore(f"sqlite:///{tmp_path / 'f.db'}")
+    store.upsert_items([Item("A", "alpha")])
+    store.record_feedback([FeedbackEvent("q", ["A"], ["A"])])
+    other = sqlite3.connect(tmp_path / "f.db", timeout=0, isolation_level=None)
+    from embedloop.store.database import READ_ONLY
+
+    with store.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM selections").all()
+        other.execute("BEGIN IMMEDIATE")  # a writer gets the lock while the report's transaction is open
+        other.execute("ROLLBACK")
+    with store.engine.connect() as conn:
+        conn.exec_driver_sql("SELECT count(*) FROM selections").all()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            other.execute("BEGIN IMMEDIATE")
+    other.close()
+    store.close()

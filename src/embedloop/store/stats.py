@@ -10,10 +10,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, desc, exists, func, select
+from sqlalchemy import ColumnElement, case, desc, exists, func, literal_column, select, union_all
 from sqlalchemy.engine import Dialect
 
 from embedloop.errors import InvalidInputError
+from embedloop.store.database import READ_ONLY
 from embedloop.store.schema import items, searches, selections, training_runs
 from embedloop.store.store import FeedbackStore, now
 
@@ -68,7 +69,7 @@ def runs_page(store: FeedbackStore, limit: int = 50, offset: int = 0) -> dict[st
     ``candidate``), ``reasons``, ``timings`` (seconds per stage) and
     ``duration_seconds`` (``None`` while it runs).
     """
-    with store.engine.connect() as conn:
+    with store.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
         total = int(conn.scalar(select(func.count()).select_from(training_runs)) or 0)
         rows = conn.execute(select(training_runs).order_by(desc(training_runs.c.id)).limit(limit).offset(offset)).all()
     return {"runs": [_run_dict(r) for r in rows], "total": total, "limit": limit, "offset": offset}
@@ -92,37 +93,56 @@ def feedback_timeline(
     dialect = store.engine.dialect
     search_day = _day(searches.c.created_at, dialect)
     selection_day = _day(selections.c.created_at, dialect)
-    in_window = searches.c.created_at >= start
-    selected = exists().where(selections.c.search_id == searches.c.id)
-    with store.engine.connect() as conn:
-        per_day_searches = dict(
-            conn.execute(select(search_day, func.count()).where(in_window).group_by(search_day)).all()
-        )
-        per_day_with = dict(
-            conn.execute(select(search_day, func.count()).where(in_window, selected).group_by(search_day)).all()
-        )
+    # One pass over the window's searches, each probed once for a selection (the costly part),
+    # materialised and read twice: per-day counts, and the queries most often left without one.
+    has = case((exists().where(selections.c.search_id == searches.c.id), 1), else_=0)
+    window = (
+        select(search_day.label("day"), searches.c.query.label("query"), has.label("has"))
+        .where(searches.c.created_at >= start)
+        .cte("window")
+        .prefix_with("MATERIALIZED")
+    )
+    n = func.count().label("n")
+    per_day = select(
+        literal_column("'day'").label("kind"), window.c.day.label("key"), n, func.sum(window.c.has).label("m")
+    ).group_by(window.c.day)
+    unselected = (
+        select(literal_column("'query'").label("kind"), window.c.query.label("key"), n, literal_column("0").label("m"))
+        .where(window.c.has == 0)
+        .group_by(window.c.query)
+        .order_by(desc(n), window.c.query)
+        .limit(top)
+        .subquery()
+    )
+    picked = (
+        select(selections.c.item_id, n)
+        .where(selections.c.created_at >= start)
+        .group_by(selections.c.item_id)
+        .order_by(desc(n), selections.c.item_id)
+        .limit(top)
+        .subquery()
+    )
+    with store.engine.connect().execution_options(**{READ_ONLY: True}) as conn:
+        per_day_searches: dict[str, int] = {}
+        per_day_with: dict[str, int] = {}
+        unselected_rows: list[tuple[str, int]] = []
+        for kind, key, count, with_selection in conn.execute(union_all(per_day, select(unselected))):
+            if kind == "day":
+                per_day_searches[key], per_day_with[key] = int(count), int(with_selection or 0)
+            else:
+                unselected_rows.append((key, int(count)))
+        unselected_rows.sort(key=lambda row: (-row[1], row[0]))
         per_day_selections = dict(
             conn.execute(
                 select(selection_day, func.count()).where(selections.c.created_at >= start).group_by(selection_day)
             ).all()
         )
-        n = func.count().label("n")
-        unselected = conn.execute(
-            select(searches.c.query, n)
-            .where(in_window, ~selected)
-            .group_by(searches.c.query)
-            .order_by(desc(n), searches.c.query)
-            .limit(top)
-        ).all()
         top_items = conn.execute(
-            select(selections.c.item_id, n, items.c.text)
-            .select_from(selections.outerjoin(items, and_(items.c.id == selections.c.item_id)))
-            .where(selections.c.created_at >= start)
-            .group_by(selections.c.item_id, items.c.text)
-            .order_by(desc(n), selections.c.item_id)
-            .limit(top)
+            select(picked.c.item_id, picked.c.n, items.c.text)
+            .select_from(picked.outerjoin(items, items.c.id == picked.c.item_id))
+            .order_by(desc(picked.c.n), picked.c.item_id)
         ).all()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for offset in range(days):
         date = (start + timedelta(days=offset)).strftime("%Y-%m-%d")
         n_searches = int(per_day_searches.get(date, 0))
@@ -136,17 +156,17 @@ def feedback_timeline(
                 "click_through": (n_with / n_searches) if n_searches else None,
             }
         )
-    total_searches = sum(r["searches"] for r in rows)
-    total_with = sum(r["searches_with_selection"] for r in rows)
+    total_searches = sum(int(r["searches"]) for r in rows)
+    total_with = sum(int(r["searches_with_selection"]) for r in rows)
     return {
         "days": rows,
         "since": start.isoformat(),
         "totals": {
             "searches": total_searches,
             "searches_with_selection": total_with,
-            "selections": sum(r["selections"] for r in rows),
+            "selections": sum(int(r["selections"]) for r in rows),
             "click_through": (total_with / total_searches) if total_searches else None,
         },
-        "top_unselected_queries": [{"query": q, "searches": int(c)} for q, c in unselected],
-        "top_selected_items": [{"item_id": i, "text": t, "selections": int(c)} for i, c, t in top_items],
+        "top_unselected_queries": [{"query": q, "searches": c} for q, c in unselected_rows],
+        "top_selected_items": [{"item_id": i, "selections": int(c), "text": t} for i, c, t in top_items],
     }
