@@ -33,6 +33,7 @@ from embedloop import EmbedLoop, Settings  # noqa: E402
 from embedloop.models.encoder import HashingEncoder  # noqa: E402
 from embedloop.serving.dashboard import PAGES  # noqa: E402
 from embedloop.serving.http import create_app  # noqa: E402
+from embedloop.skills.agent import status_report  # noqa: E402
 
 logger = logging.getLogger("bench.dashboard")
 
@@ -63,6 +64,7 @@ def main() -> None:
     parser.add_argument("--storage", help="keep the generated store here and reuse it on the next run")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     keep = args.storage is not None
     root = Path(args.storage) if keep else storage("embedloop-dashboard-bench-")
@@ -103,6 +105,25 @@ def main() -> None:
                     }
                     logger.info(f"{path:30s} {endpoints[path]}")
                 result["endpoints"] = endpoints
+                # CPU time of the same Python calls (this thread's own): what they cost on an idle machine,
+                # whatever else shares the cores (wall times above include waiting for a core).
+                calls = {
+                    "/status": lambda: status_report(loop),
+                    "/models": loop.versions,
+                    "/runs?limit=20": lambda: loop.runs(20),
+                    "/runs?limit=500": lambda: loop.runs(500),
+                    "/feedback/timeline?days=7": lambda: loop.feedback_timeline(7),
+                    "/feedback/timeline?days=30": lambda: loop.feedback_timeline(30),
+                    "/feedback/timeline?days=90": lambda: loop.feedback_timeline(90),
+                }
+                for path, call in calls.items():
+                    cpu = []
+                    for _ in range(max(5, args.repeats // 3)):
+                        t = time.thread_time()
+                        call()
+                        cpu.append(1000 * (time.thread_time() - t))
+                    endpoints[path]["cpu_p50_ms"] = round(statistics.median(cpu), 1)
+                    logger.info(f"{path:30s} cpu p50 {endpoints[path]['cpu_p50_ms']} ms")
                 driver = chromium()
                 try:
                     pages = {}
@@ -119,6 +140,7 @@ def main() -> None:
                             since = driver.find_element("id", "app").get_attribute("data-since-navigation-ms")
                             browser_ms.append(float(since or 0))
                         pages[page] = {
+                            "load_average": os.getloadavg()[0],
                             "load_median_ms": round(statistics.median(browser_ms), 1),
                             "load_max_ms": round(max(browser_ms), 1),
                             "webdriver_median_ms": round(statistics.median(wall_ms), 1),

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import bindparam, update
 
 from embedloop import EmbedLoop
+from embedloop.store.database import READ_ONLY
 from embedloop.store.schema import searches, training_runs
 from embedloop.training.runs import finish_run, start_run
 from embedloop.types import FeedbackEvent
@@ -160,7 +161,7 @@ def populate(
         )
     _versions(loop, versions, rng, total_seq=loop.store.max_selection_seq(), end=end, days=days)
     if loop.store.engine.dialect.name == "sqlite":  # fold the bulk load's write-ahead log into the database file
-        with loop.store.engine.connect() as conn:
+        with loop.store.engine.connect().execution_options(**{READ_ONLY: True}) as conn:  # no write lock held
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
     return {"items": len(items), "searches": len(search_ids), "selections": picked, "versions": versions + 1}
 

@@ -47,8 +47,10 @@ def main() -> None:
             for page in PAGES:
                 driver.get(f"{server.url}/dashboard/{page}")
                 wait_rendered(driver)
-                height = driver.execute_script("return document.documentElement.scrollHeight")
-                driver.set_window_size(args.width, max(700, min(int(height) + 20, 2400)))
+                for _ in range(2):  # the window is a little taller than its viewport: fit the viewport to the page
+                    missing = driver.execute_script("return document.documentElement.scrollHeight - window.innerHeight")
+                    size = driver.get_window_size()
+                    driver.set_window_size(args.width, max(700, min(size["height"] + int(missing), 2600)))
                 driver.get(f"{server.url}/dashboard/{page}")
                 wait_rendered(driver)
                 path = out / f"dashboard-{page}.png"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -135,3 +136,21 @@ def test_assets_are_package_data():
 )
 def test_dashboard_url(host, url):
     assert dashboard_url(host, 8000) == url
+
+
+@pytest.mark.slow
+def test_embedloop_serve_prints_the_dashboard_address_and_serves_it(start_cli, minilm_catalog):
+    from _servers import free_port
+
+    port = free_port()
+    args = ["--storage", str(minilm_catalog), "--model", "all-MiniLM-L6-v2", "serve", "--insecure", "--no-scheduler"]
+    server = start_cli([*args, "--port", str(port)])
+    base = f"http://127.0.0.1:{port}"
+    server.wait_http(f"{base}/health")
+    assert f"dashboard at {base}/dashboard" in server.log.read_text()
+    with httpx.Client(base_url=base, timeout=60) as http:
+        page = http.get("/dashboard")
+        assert page.status_code == 200 and "/dashboard/static/app.js" in page.text
+        assert http.get("/dashboard/static/app.js").status_code == 200
+        assert http.get("/runs").json()["total"] == 0
+    assert server.terminate() == 0

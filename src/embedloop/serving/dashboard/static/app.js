@@ -303,7 +303,7 @@
           el("td", { class: "mono" }, r.feedback_from_seq + "–" + r.feedback_to_seq),
           el("td", { class: "num" }, fmtNum(r.train_size) + " / " + fmtNum(r.holdout_size)),
           el("td", { class: "num", "data-field": "duration" }, fmtSeconds(r.duration_seconds)),
-          el("td", { class: "mono" }, t.train_seconds !== undefined
+          el("td", { class: "mono wrap" }, t.train_seconds !== undefined
             ? "train " + fmtSeconds(t.train_seconds) + " · embed " + fmtSeconds(t.reembed_seconds || 0) + " · eval " + fmtSeconds(t.evaluate_seconds || 0) + (t.promote_seconds !== undefined ? " · promote " + fmtSeconds(t.promote_seconds) : "")
             : "–"),
           el("td", { class: "num" }, metricPair(r.metrics, PRIMARY)),
@@ -335,7 +335,7 @@
         { label: "active triplet acc.", values: m("active", PRIMARY), color: "#2f5fd0", dash: [5, 5] },
         { label: "candidate NDCG@10", values: m("candidate", GUARD), color: "#e07b39" },
         { label: "active NDCG@10", values: m("active", GUARD), color: "#e07b39", dash: [5, 5] },
-      ], { xLabel: "run", yRange: [0, 1] });
+      ], { xLabel: "run", yRange: function (u, min, max) { return [Math.max(0, Math.floor((min - 0.05) * 10) / 10), Math.min(1, Math.ceil((max + 0.05) * 10) / 10)]; } });
       var tm = function (key) { return evaluated.map(function (r) { var t = r.timings || {}; return typeof t[key] === "number" ? t[key] : null; }); };
       lineChart(timeBox, "", xs, [
         { label: "train", values: tm("train_seconds") },
