@@ -180,3 +180,68 @@ def test_rollback_is_refused_without_the_token_and_done_with_it(server, page):
     assert message == f"Rolled back: v{target} is active."
     assert api(server, "/models")["active_version"] == target
     assert driver.find_element("css selector", "tr.is-active").get_attribute("data-version") == str(target)
+
+
+class TrialLoop(EmbedLoop):
+    """A loop reporting a running trial the way ``status()["trial"]`` does (the trials work provides the real one)."""
+
+    trial: dict | None = {
+        "candidate_version": 3,
+        "searches": 1234,
+        "wins": 410,
+        "losses": 377,
+        "ties": 447,
+        "statistic": 1.234,
+        "decision": "continue",
+    }
+
+    def status(self):
+        return {**super().status(), "trial": dict(self.trial) if self.trial else None}
+
+    def stop_trial(self):
+        TrialLoop.trial = None
+        return {"stopped": True}
+
+
+@pytest.fixture(scope="module")
+def trial_server(tmp_path_factory: pytest.TempPathFactory):
+    settings = Settings(
+        storage_path=tmp_path_factory.mktemp("trial"),
+        embedding_model="all-MiniLM-L6-v2",
+        show_progress=False,
+        api_token=TOKEN,
+    )
+    with TrialLoop(settings, encoder=HashingEncoder()) as loop:
+        loop.add_items([{"id": "A", "text": "alpha"}])
+        srv = ServerThread(create_app(loop, settings))
+        yield srv
+        srv.stop()
+
+
+def test_trial_page_shows_the_running_trial_and_stop_needs_the_token(trial_server, browser):
+    browser.get(f"{trial_server.url}/dashboard/trial")
+    wait_rendered(browser)
+    trial = api(trial_server, "/status")["trial"]
+    assert field(browser, "trial-candidate") == f"v{trial['candidate_version']}"
+    for key in ("searches", "wins", "losses", "ties"):
+        assert field(browser, f"trial-{key}") == f"{trial[key]:,}"
+    assert field(browser, "trial-statistic") == f"{trial['statistic']:.3f}"
+    assert field(browser, "trial-decision") == trial["decision"]
+
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def stop() -> str:
+        browser.find_element("id", "trial-stop").click()
+        WebDriverWait(browser, 10).until(lambda d: not d.find_element("id", "flash").get_attribute("hidden"))
+        return str(browser.find_element("id", "flash").text)
+
+    has_endpoint = httpx.post(trial_server.url + "/trial/stop").status_code != 404
+    message = stop()
+    assert ("401" in message and "admin token" in message) if has_endpoint else "cannot stop trials" in message
+    browser.find_element("id", "token-input").send_keys(TOKEN)
+    browser.find_element("id", "token-save").click()
+    if has_endpoint:  # POST /trial/stop (the trials work) calls loop.stop_trial()
+        assert stop() == "Trial stopped."
+        wait_rendered(browser)
+        assert browser.find_element("css selector", "#app .empty").text == "no trial running"
+    browser.execute_script("sessionStorage.clear()")
