@@ -486,6 +486,7 @@
     document.title = name.charAt(0).toUpperCase() + name.slice(1) + " · embedloop";
     var started = performance.now();
     var old = app;
+    old.setAttribute("aria-busy", "true");  // the page on screen is stale until the new one is swapped in
     app = el("main", { id: "app", "aria-busy": "true" });
     mounted = [];
     return pages[name]().then(null, function (err) {
