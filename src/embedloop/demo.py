@@ -176,7 +176,13 @@ def _sample_searches(loop: EmbedLoop, report: _Report) -> None:
 def _fine_tune(loop: EmbedLoop, report: _Report) -> dict[str, Any]:
     s = loop.settings
     report.say(f"training: {s.loss.value} loss, {s.epochs} epoch(s), learning rate {s.learning_rate:g}")
-    report.say(f"gate: triplet accuracy >= {s.min_accuracy:.2f} and the primary metric >= the active model's")
+    if s.trials:
+        report.say(
+            f"pre-check: triplet accuracy >= {s.min_accuracy:.2f}, not a no-op, not far below the active model; "
+            f"then a trial decided by users ({s.trial_share:.0%} of searches interleaved)"
+        )
+    else:
+        report.say(f"gate (trials off): triplet accuracy >= {s.min_accuracy:.2f} and above the active model's")
     result = loop.fine_tune(force=True)
     report.say(f"\nstatus:  {result['status']}\nversion: {result.get('version')}")
     report.say("reasons:\n" + "\n".join(f"  - {r}" for r in result.get("reasons") or ["(none)"]))
@@ -186,6 +192,29 @@ def _fine_tune(loop: EmbedLoop, report: _Report) -> dict[str, Any]:
     }
     report.say("metrics on held-out feedback:\n" + metrics_text(gate_metrics))
     return result
+
+
+#: Most simulated searches the demo spends on a trial before it stops it (the product's own limit is higher).
+TRIAL_BUDGET = 3000
+
+
+def _run_trial(loop: EmbedLoop, report: _Report, intents: Sequence[Intent], result: dict[str, Any]) -> dict[str, Any]:
+    """Keep the simulated users searching until the users' selections decide the trial."""
+    spent = 0
+    while loop.status()["trial"] is not None and spent < TRIAL_BUDGET:
+        pairs = simulated_queries(intents, 100, start=loop.status()["total_feedback"] + spent)
+        simulate_users(loop, pairs)
+        spent += len(pairs)
+    if loop.status()["trial"] is not None:
+        loop.stop_trial(f"the demo's budget of {TRIAL_BUDGET} searches was spent")
+    last = loop.trials(limit=1)[0]
+    outcome = last.get("outcome") or {}
+    report.say(
+        f"{spent} more searches; trial {last['id']}: {last['status']} after {outcome.get('searches')} interleaved "
+        f"searches ({outcome.get('wins')} wins, {outcome.get('losses')} losses, {outcome.get('ties')} ties for "
+        f"the candidate)\nreason: {last.get('reason')}"
+    )
+    return {**result, "status": "promoted" if last["status"] == "promoted" else "rejected", "trial": last}
 
 
 def _compare(
@@ -235,8 +264,11 @@ def run_demo(settings: Settings, *, limit: int | None = None, fine_tune: bool = 
         if not fine_tune:
             return {}
 
-        report.section("Fine-tune (force=True): train a candidate, evaluate it on held-out feedback, gate")
+        report.section("Fine-tune (force=True): train a candidate, pre-check it on held-out feedback")
         result = _fine_tune(loop, report)
+        if result["status"] == "trial":
+            report.section("Trial: users see both models interleaved; their selections decide")
+            result = _run_trial(loop, report, intents, result)
 
         report.section(
             f"Phrasings never used as feedback: rank of the target before (v{version_before}) "

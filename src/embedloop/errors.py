@@ -62,3 +62,15 @@ class TrainingInProgressError(EmbedLoopError):
     """Another process holds the training lock."""
 
     http_status = 409
+
+
+class TrainingError(EmbedLoopError):
+    """A fine-tuning cycle cannot go on with the data it was given."""
+
+    http_status = 422
+
+
+class TrialError(EmbedLoopError):
+    """A trial action is not possible now (e.g. no trial is running)."""
+
+    http_status = 409

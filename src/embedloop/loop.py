@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import sys
 import threading
@@ -21,9 +22,10 @@ from embedloop.errors import (
 )
 from embedloop.models.encoder import Encoder, SentenceTransformerEncoder
 from embedloop.registry import ModelRegistry
-from embedloop.serving.searcher import Searcher, ServingState
+from embedloop.search.searcher import Searcher, ServingState
 from embedloop.settings import Settings
 from embedloop.store import FeedbackStore
+from embedloop.training.services import Services
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
 from embedloop.validation import check_id, check_id_list, check_k, check_text
 
@@ -75,7 +77,10 @@ class EmbedLoop:
         self._check_base_model()
         self.registry.register_base(self.settings.embedding_model)
         self._active_stamp = -1
+        self._trial: dict[str, Any] | None = None  # the open trial as last read from the store
+        self._trial_rng = random.Random()
         self._load_active()
+        self._refresh_trial()
 
     # ------------------------------------------------------------- lifecycle
     def __enter__(self) -> EmbedLoop:
@@ -199,10 +204,57 @@ class EmbedLoop:
         raise ModelIntegrityError("No intact model version is left; restore the storage folder from a backup.")
 
     def _refresh(self) -> None:
-        """Pick up another process's promotion or catalog changes."""
+        """Pick up another process's promotion, trial or catalog changes."""
         if self.registry.active_stamp() != self._active_stamp:
             self._load_active()
-        self.searcher.maybe_sync()
+        if self.searcher.maybe_sync():
+            self._refresh_trial()
+
+    def _refresh_trial(self) -> None:
+        """Serve the store's open trial in this process (loading its candidate), or stop serving a closed one."""
+        from embedloop.store.trials import RUNNING, open_trial
+
+        trial = open_trial(self.store)
+        if trial is not None and trial["status"] != RUNNING:
+            from embedloop.training.trial import check_trial
+
+            check_trial(self.services())  # a promotion interrupted by a crash: complete it
+            trial = open_trial(self.store)
+        self._trial = trial
+        candidate = self.searcher.candidate
+        if trial is None or trial["status"] != RUNNING:
+            if candidate is not None:
+                self.searcher.publish_candidate(None)
+            return
+        version = int(trial["candidate_version"])
+        if candidate is not None and candidate.version == version:
+            return
+        try:
+            self.searcher.publish_candidate(self._build(version))
+        except Exception as exc:  # searches never fail for a trial: they go on with the active model alone
+            logger.error("Cannot serve trial candidate v%d (%s); answering with the active model only.", version, exc)
+            self.searcher.publish_candidate(None)
+
+    def services(self) -> Services:
+        """The parts the training stages work with (store, registry, search state), for tools built on them."""
+        return Services(
+            settings=self.settings,
+            store=self.store,
+            registry=self.registry,
+            searcher=self.searcher,
+            model_path=self.model_path,
+            load_encoder=self.load_encoder,
+            activate_state=self.activate_state,
+            remember_encoder=self.remember_encoder,
+            serve_candidate=self._serve_candidate,
+            trainable=self.trainable,
+        )
+
+    def _serve_candidate(self, state: ServingState | None) -> None:
+        self.searcher.publish_candidate(state)
+        from embedloop.store.trials import open_trial
+
+        self._trial = open_trial(self.store) if state is not None else None
 
     @property
     def active_version(self) -> int:
@@ -260,6 +312,14 @@ class EmbedLoop:
         if user_id is not None:
             user_id = check_id(user_id, "user_id")
         self._refresh()
+        trial, candidate = self._trial, self.searcher.candidate
+        if (
+            trial is not None
+            and candidate is not None
+            and candidate.version == trial["candidate_version"]
+            and self._trial_rng.random() < float(trial["share"])
+        ):
+            return self._search_trial(query, k, user_id, int(trial["id"]), candidate)
         state, ranked = self.searcher.search(query, k)
         hits = []
         for rank, (key, score) in enumerate(ranked, start=1):
@@ -267,6 +327,26 @@ class EmbedLoop:
             hits.append(Hit(item_id=item_id, text=text, score=score, rank=rank))
         search_id = self.store.log_search(
             query, [(h.item_id, h.score) for h in hits], model_version=state.version, user_id=user_id
+        )
+        return SearchResponse(search_id=search_id, query=query, hits=hits, model_version=state.version)
+
+    def _search_trial(
+        self, query: str, k: int, user_id: str | None, trial_id: int, candidate: ServingState
+    ) -> SearchResponse:
+        """A trial search: the two models' results team-draft interleaved, each shown item's source logged."""
+        state, shown = self.searcher.search_interleaved(query, k, candidate, self._trial_rng)
+        hits, sources = [], []
+        for rank, entry in enumerate(shown, start=1):
+            item_id, text = state.items.get(entry.key) or candidate.items[entry.key]
+            hits.append(Hit(item_id=item_id, text=text, score=entry.score, rank=rank))
+            sources.append(entry.source)
+        search_id = self.store.log_search(
+            query,
+            [(h.item_id, h.score) for h in hits],
+            model_version=state.version,
+            user_id=user_id,
+            trial_id=trial_id,
+            sources=sources,
         )
         return SearchResponse(search_id=search_id, query=query, hits=hits, model_version=state.version)
 
@@ -281,7 +361,13 @@ class EmbedLoop:
         item_id = check_id(item_id, "item_id")
         if event_id is not None:
             event_id = check_id(event_id, "event_id")
-        return self.store.record_selection(search_id, item_id, event_id=event_id)
+        selection = self.store.record_selection(search_id, item_id, event_id=event_id)
+        if self._trial is not None and not selection.duplicate:
+            from embedloop.store.trials import trial_of_search
+
+            if trial_of_search(self.store, search_id) == self._trial["id"]:
+                self.check_trial()
+        return selection
 
     def record_feedback(
         self,
@@ -370,20 +456,21 @@ class EmbedLoop:
 
     # ----------------------------------------------------------------- status
     def _last_trained_seq(self) -> int:
-        from embedloop.training.runs import last_trained_seq
+        from embedloop.store.runs import last_trained_seq
 
         return last_trained_seq(self.store)
 
     def status(self) -> dict[str, Any]:
         """The spec's status dict plus what an operator needs to see."""
-        from embedloop.training.runs import last_run
+        from embedloop.store.runs import last_run
 
         since = self._last_trained_seq()
         count = self.store.count_selections(after_seq=since)
         active = self.active_version
         base = self.settings.embedding_model
+        trial = self.trial_status()
         return {
-            "should_fine_tune": count >= self.settings.fine_tune_threshold,
+            "should_fine_tune": count >= self.settings.fine_tune_threshold and trial is None,
             "feedback_count": count,
             "threshold": self.settings.fine_tune_threshold,
             "current_model": base if active == 0 else f"{base}@v{active}",
@@ -395,18 +482,55 @@ class EmbedLoop:
             "last_run": last_run(self.store),
             "min_accuracy": self.settings.min_accuracy,
             "check_interval_seconds": self.settings.check_interval_seconds,
+            "trials": self.settings.trials,
+            "trial": trial,
         }
 
     # ------------------------------------------------------------ the loop
     def fine_tune(self, force: bool = False) -> dict[str, Any]:
-        """Run one cycle: examples → candidate → held-out evaluation → gate → promote or keep.
+        """Run one cycle: feedback → examples → candidate → pre-check → trial (or, trials off, promote at once).
 
-        Returns ``status`` ("promoted" | "rejected" | "skipped" | "failed"),
-        ``version``, ``metrics`` (active vs candidate) and ``reasons``.
+        Returns ``status`` ("promoted" | "trial" | "rejected" | "skipped" |
+        "failed"), ``version``, ``metrics`` (active vs candidate) and
+        ``reasons``. With ``trial`` the candidate is served to a share of
+        searches next to the active model and the users' selections decide,
+        with no further call (``status()["trial"]``). A cycle while a trial
+        runs is ``skipped``. ``force`` runs below the threshold; after a
+        rejection it may retrain on feedback already used.
         """
         from embedloop.training.cycle import run_cycle
 
-        return run_cycle(self, force=force)
+        return run_cycle(self.services(), force=force)
+
+    def trial_status(self) -> dict[str, Any] | None:
+        """The running trial: candidate version, searches, wins, losses, ties, the test statistic, the decision so far."""
+        from embedloop.training.trial import trial_status
+
+        return trial_status(self.services())
+
+    def check_trial(self) -> dict[str, Any] | None:
+        """Decide the running trial if the evidence suffices (selections and the scheduler call this)."""
+        from embedloop.training.trial import check_trial
+
+        with self._switch_lock:
+            result = check_trial(self.services())
+        if result is not None and result["decision"] != "continue":
+            self._refresh_trial()
+        return result
+
+    def stop_trial(self, reason: str = "stopped by an operator") -> dict[str, Any]:
+        """End the running trial now: the candidate is rejected and the active model stays."""
+        from embedloop.training.trial import stop_trial
+
+        reason = check_text(reason, "reason", max_length=1000)
+        with self._switch_lock:
+            return stop_trial(self.services(), reason)
+
+    def trials(self, limit: int = 20) -> list[dict[str, Any]]:
+        """Trials newest first, with their outcomes."""
+        from embedloop.store.trials import list_trials
+
+        return list_trials(self.store, limit=limit)
 
     def evaluate(self, candidate: str | Path | None = None) -> dict[str, Any]:
         """The active model's metrics on the held-out part of the current feedback.
@@ -416,11 +540,15 @@ class EmbedLoop:
         """
         from embedloop.training.cycle import evaluate_active
 
-        return evaluate_active(self, Path(candidate) if candidate is not None else None)
+        return evaluate_active(self.services(), Path(candidate) if candidate is not None else None)
 
     def versions(self) -> list[dict[str, Any]]:
-        """Kept model versions, newest first, the active one marked."""
-        return self.registry.versions()
+        """Kept model versions, newest first, the active one marked (``active``) and a candidate on trial too (``on_trial``)."""
+        from embedloop.store.trials import RUNNING, open_trial
+
+        trial = open_trial(self.store)
+        on_trial = trial["candidate_version"] if trial is not None and trial["status"] == RUNNING else None
+        return [{**m, "on_trial": m["version"] == on_trial} for m in self.registry.versions()]
 
     def activate(self, version: int) -> None:
         """Build ``version``'s index, then switch to it atomically."""
@@ -434,7 +562,15 @@ class EmbedLoop:
             self._active_stamp = self.registry.active_stamp()
 
     def rollback(self, version: int | None = None) -> dict[str, Any]:
-        """Switch to the previous version, or to ``version``; returns the new active manifest."""
+        """Switch to the previous version, or to ``version``; returns the new active manifest.
+
+        A running trial ends first: its candidate is rejected.
+        """
+        from embedloop.store.trials import RUNNING, open_trial
+
+        trial = open_trial(self.store)
+        if trial is not None and trial["status"] == RUNNING:
+            self.stop_trial("ended by a rollback")
         active = self.active_version
         if version is None:
             candidates = [

@@ -154,6 +154,21 @@ class FineTuneScheduler:
         return outcome
 
     def _check(self) -> dict[str, Any]:
+        check_trial = getattr(self.loop, "check_trial", None)
+        if check_trial is not None:
+            trial = check_trial()  # a trial is decided by selections; the tick catches the search limit too
+            if trial is not None:
+                logger.info(
+                    "Trial %s of v%s: %s after %s searches (%s wins, %s losses).",
+                    trial.get("trial_id"),
+                    trial.get("candidate_version"),
+                    trial.get("decision"),
+                    trial.get("searches"),
+                    trial.get("wins"),
+                    trial.get("losses"),
+                )
+                if trial.get("decision") == "continue":
+                    return {"action": "trial", "trial": trial}
         status = self.loop.status()
         if not status.get("should_fine_tune"):
             logger.debug(

@@ -77,6 +77,26 @@ class Settings:
     #: How far the candidate's held-out NDCG@10 may fall below the active model's (see the gate).
     metric_tolerance: float = 0.02
 
+    # Trials: a candidate that passes the pre-check is judged by users on interleaved results
+    # (``evaluation/trial_test.py``, ``docs/trials.md``).
+    #: Off: no live traffic judges candidates; the pre-check alone decides and promotes at once.
+    trials: bool = True
+    #: Share of searches answered with an interleaved list during a trial.
+    trial_share: float = 0.5
+    #: Trial searches after which an undecided trial ends and the active model stays.
+    trial_max_searches: int = 4000
+    #: One-sided error bound of the trial's sequential test: P(promote | candidate no better) <= trial_alpha.
+    trial_alpha: float = 0.05
+    #: Error bound for rejecting a better candidate by the test (before the search limit ends it).
+    trial_beta: float = 0.05
+    #: Smallest candidate win rate (over searches with a winner) the test is tuned to detect quickly.
+    trial_min_effect: float = 0.55
+    #: Pre-check (trials on): how far held-out triplet accuracy and NDCG@10 may fall below the active model's
+    #: before a candidate is too broken to show users. Wide on purpose: held-out clicks favour the active model
+    #: (docs/benchmarks-quality.md: candidates better on dev lost up to 0.03 accuracy and 0.17 NDCG@10 there).
+    precheck_accuracy_drop: float = 0.10
+    precheck_ndcg_drop: float = 0.30
+
     # Training.
     loss: LossName = LossName.MNRL
     training_mode: TrainingMode = TrainingMode.FULL
@@ -262,5 +282,14 @@ def _validate(s: Settings) -> None:
         _check(1 <= s.torch_threads <= 1024, "torch_threads", s.torch_threads, "must be between 1 and 1024")
     _check(1 <= s.max_k <= 100_000, "max_k", s.max_k, "must be between 1 and 100000")
     _check(s.max_text_length >= 1, "max_text_length", s.max_text_length, "must be >= 1")
+    _check(0.0 < s.trial_share <= 1.0, "trial_share", s.trial_share, "must be in (0, 1]")
+    _check(s.trial_max_searches >= 10, "trial_max_searches", s.trial_max_searches, "must be >= 10")
+    _check(0.0 < s.trial_alpha <= 0.5, "trial_alpha", s.trial_alpha, "must be in (0, 0.5]")
+    _check(0.0 < s.trial_beta <= 0.5, "trial_beta", s.trial_beta, "must be in (0, 0.5]")
+    _check(0.5 < s.trial_min_effect < 1.0, "trial_min_effect", s.trial_min_effect, "must be in (0.5, 1)")
+    _check(
+        0.0 <= s.precheck_accuracy_drop < 1.0, "precheck_accuracy_drop", s.precheck_accuracy_drop, "must be in [0, 1)"
+    )
+    _check(0.0 <= s.precheck_ndcg_drop < 1.0, "precheck_ndcg_drop", s.precheck_ndcg_drop, "must be in [0, 1)")
     if s.database_url is not None:
         _check(bool(s.database_url.strip()), "database_url", s.database_url, "give a file path or a SQLAlchemy URL")

@@ -19,6 +19,8 @@ def loop_settings(storage) -> Settings:
         epochs=3,
         train_batch_size=16,
         show_progress=False,
+        # These tests check what one cycle learns and how the pre-check alone decides; trials: test_trials*.py.
+        trials=False,
     )
 
 

@@ -7,8 +7,9 @@ import math
 import pytest
 
 from embedloop.evaluation import TripletAccuracyEvaluator
+from embedloop.evaluation.precheck import gate_alone, precheck
 from embedloop.models.encoder import HashingEncoder
-from embedloop.training.cycle import gate, holdout_evaluators
+from embedloop.training.cycle import holdout_evaluators
 
 TEXTS = {
     "AAPL": "apple inc common stock",
@@ -61,6 +62,7 @@ def test_a_diagnostic_with_nothing_to_score_does_not_make_the_gate_see_nan():
     metrics = triplet(HashingEncoder(64))
     assert metrics["skip_above_count"] == 0 and "skip_above_accuracy" not in metrics
     assert not any(isinstance(v, float) and math.isnan(v) for v in metrics.values())
-    base = {**metrics, "retrieval_ndcg@10": 0.9}
+    base = {**metrics, "retrieval_ndcg@10": 0.9, "triplet_accuracy": 0.9}
     better = {**base, "triplet_accuracy": 1.0, "triplet_margin": metrics["triplet_margin"] + 0.1}
-    assert gate(base, better, min_accuracy=0.7, tolerance=0.02) == []
+    assert gate_alone(base, better, min_accuracy=0.7, tolerance=0.02) == []
+    assert precheck(base, better, min_accuracy=0.7, accuracy_drop=0.1, ndcg_drop=0.3) == []

@@ -8,7 +8,7 @@ from feedback_sim import CATALOG, simulate
 from embedloop import EmbedLoop
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.registry.registry import ModelRegistry
-from embedloop.serving.searcher import Searcher
+from embedloop.search.searcher import Searcher
 from embedloop.training import cycle
 
 pytestmark = pytest.mark.slow

@@ -142,6 +142,79 @@ def evaluate_model(model: Any, data: BeirData, split: str, doc_ids: list[str], b
     return score_run(ranked, qrels)
 
 
+def score_candidate(
+    encoder: Any, corpus: np.ndarray, doc_ids: list[str], data: BeirData, split: str
+) -> dict[str, float]:
+    """Dev metrics of a candidate from its encoder and the catalog vectors the cycle computed (exact search)."""
+    qrels = data.qrels[split]
+    qids = sorted(qrels)
+    vectors = encode_queries(encoder, [data.queries[q] for q in qids], batch_size=64)
+    scores = vectors @ corpus.T
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
+    return score_run({q: [doc_ids[j] for j in row] for q, row in zip(qids, top, strict=True)}, qrels)
+
+
+class CandidateScorer:
+    """Scores every candidate on dev when the cycle has scored it on held-out feedback, whatever its verdict.
+
+    It wraps the cycle's ``score`` stage for the benchmark's run only (a rejected candidate's files are gone
+    by the time ``fine_tune()`` returns, and a trial's verdict comes much later).
+    """
+
+    def __init__(self, data: BeirData, split: str) -> None:
+        self.data, self.split = data, split
+        self.scores: dict[int, dict[str, float]] = {}
+
+    def __enter__(self) -> CandidateScorer:
+        from embedloop.training import cycle
+
+        self._real = cycle.score
+
+        def scoring(sv: Any, state: Any, held: Any, candidate: Any, timings: dict[str, float]) -> Any:
+            metrics = self._real(sv, state, held, candidate, timings)
+            ids = [r.id for r in held.catalog]
+            self.scores[candidate.version] = score_candidate(
+                candidate.encoder, candidate.corpus, ids, self.data, self.split
+            )
+            return metrics
+
+        cycle.score = scoring  # type: ignore[assignment]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from embedloop.training import cycle
+
+        cycle.score = self._real  # type: ignore[assignment]
+
+
+def run_trial_traffic(
+    loop: Any,
+    data: BeirData,
+    train_qids: list[str],
+    rel: dict[str, set[str]],
+    args: argparse.Namespace,
+    rng: random.Random,
+) -> dict[str, Any]:
+    """Keep the simulated users searching until the running trial is decided (or ``--trial-cap`` sessions)."""
+    chunk = argparse.Namespace(**{**vars(args), "sessions": 100})
+    sessions = selections = 0
+    while loop.status()["trial"] is not None and sessions < args.trial_cap:
+        sim = simulate_round(loop, data, train_qids, rel, chunk, rng)
+        sessions += sim["sessions"]
+        selections += sim["selections"]
+    if loop.status()["trial"] is not None:  # the cap: the benchmark, not the product, gives up
+        loop.stop_trial(f"benchmark traffic cap of {args.trial_cap} sessions reached")
+    last = loop.trials(limit=1)[0]
+    return {
+        "sessions": sessions,
+        "selections": selections,
+        "trial_id": last["id"],
+        "status": last["status"],
+        "outcome": last.get("outcome"),
+        "reason": last.get("reason"),
+    }
+
+
 # ---------------------------------------------------------------- simulation
 def simulate_round(
     loop: Any,
@@ -408,6 +481,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="training mode (same as --set training_mode=...)",
     )
+    p.add_argument(
+        "--trial-cap",
+        type=int,
+        default=20_000,
+        help="most simulated sessions a trial may take before the benchmark stops it (the product's own limit is "
+        "trial_max_searches interleaved searches)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default bench-results/<dataset>)")
     p.add_argument("--keep-storage", action="store_true", help="keep the temporary storage folder")
     p.add_argument(
@@ -470,6 +550,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         logger.info("Base %s: %s", args.eval_split, _fmt(base))
 
         rng = random.Random(args.seed)
+        scorer = CandidateScorer(data, args.eval_split)
         cycles: list[dict[str, Any]] = []
         all_pairs: set[tuple[str, str]] = set()
         sim_seconds = 0.0
@@ -480,10 +561,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             all_pairs |= sim.pop("pairs")
             logger.info("Round %d: %s", rnd, sim)
             tick = time.perf_counter()
-            result = loop.fine_tune()
+            with scorer:
+                result = loop.fine_tune()
             cycle_seconds = time.perf_counter() - tick
+            trial = None
+            if result["status"] == "trial":
+                tick = time.perf_counter()
+                trial = run_trial_traffic(loop, data, train_qids, rel_train, args, rng)
+                trial["seconds"] = round(time.perf_counter() - tick, 2)
+                logger.info("Round %d trial: %s", rnd, trial)
             dev = evaluate_active(loop, data, args.eval_split)
+            candidate_dev = scorer.scores.get(result.get("version")) if result.get("version") is not None else None
             entry = {
+                "trial": trial,
+                "candidate_dev": candidate_dev,
+                "final_status": trial["status"] if trial else result["status"],
                 "round": rnd,
                 "simulation": sim,
                 "status": result["status"],
@@ -543,7 +635,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             return None
         return round((final[metric] - base[metric]) / denom, 4)
 
-    promoted = [c for c in cycles if c["status"] == "promoted"]
+    judged = judge_report(base, cycles)
+    promoted = [c for c in cycles if c.get("final_status", c["status"]) == "promoted"]
     worse = [
         {"round": c["round"], "version": c["version"], "ndcg@10": c["dev"]["ndcg@10"]}
         for c in promoted
@@ -580,12 +673,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "final_ndcg@10": final["ndcg@10"],
             "oracle_ndcg@10": oracle["dev"]["ndcg@10"] if oracle else None,
             "cycles_promoted": len(promoted),
-            "cycles_rejected": sum(c["status"] == "rejected" for c in cycles),
+            "cycles_rejected": sum(c.get("final_status", c["status"]) in ("rejected", "stopped") for c in cycles),
+            "judge_accuracy": judged["accuracy"],
+            "median_trial_searches": judged["median_trial_searches"],
             "cycles_skipped": sum(c["status"] == "skipped" for c in cycles),
             "cycles_failed": sum(c["status"] == "failed" for c in cycles),
             "feedback_pairs": len(all_pairs),
             "selections": sum(c["simulation"]["selections"] for c in cycles),
         },
+        "judge": judged,
         "safety": {
             "promoted_worse_than_base": bool(worse),
             "worse_promotions": worse,
@@ -601,6 +697,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     logger.info("Safety: %s", results["safety"])
     logger.info("Wrote %s", out_dir)
     return results
+
+
+#: Dev NDCG@10 changes within this band count as ties, where either verdict is right.
+TIE_BAND = 0.003
+
+
+def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str, Any]:
+    """Was each candidate's final verdict right? Compared with the sign of its own dev NDCG@10 change.
+
+    The change is the candidate's dev NDCG@10 minus that of the model it competed with (the active one
+    when it was trained); changes within ``TIE_BAND`` count as ties, where either verdict is right.
+    """
+    rows = []
+    before = base["ndcg@10"]
+    for c in cycles:
+        cand = c.get("candidate_dev")
+        if cand is not None:
+            change = cand["ndcg@10"] - before
+            promoted = c.get("final_status", c["status"]) == "promoted"
+            right = abs(change) <= TIE_BAND or (change > 0) == promoted
+            trial = c.get("trial") or {}
+            rows.append(
+                {
+                    "round": c["round"],
+                    "version": c["version"],
+                    "precheck": "pass" if c["status"] in ("trial", "promoted") else "stop",
+                    "trial_searches": (trial.get("outcome") or {}).get("searches"),
+                    "trial_sessions": trial.get("sessions"),
+                    "verdict": c.get("final_status", c["status"]),
+                    "dev_change": round(change, 5),
+                    "right": right,
+                }
+            )
+        before = c["dev"]["ndcg@10"]
+    searches = sorted(r["trial_searches"] for r in rows if r["trial_searches"] is not None)
+    return {
+        "candidates": rows,
+        "accuracy": round(sum(r["right"] for r in rows) / len(rows), 4) if rows else None,
+        "median_trial_searches": searches[len(searches) // 2] if searches else None,
+        "promoted_worse_than_0.005": [r for r in rows if r["verdict"] == "promoted" and r["dev_change"] < -0.005],
+    }
 
 
 def _json_default(o: Any) -> Any:

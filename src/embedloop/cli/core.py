@@ -52,7 +52,12 @@ def status(state: CliState) -> None:
 
 
 @click.command(cls=LoopCommand, short_help="Train, gate and promote a new model version.")
-@click.option("--force", is_flag=True, help="Run even if the feedback count is below the fine-tuning threshold.")
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Run even if the feedback count is below the fine-tuning threshold; after a rejection this "
+    "retrains on feedback already used (e.g. with other settings).",
+)
 @pass_state
 @click.pass_context
 def finetune(ctx: click.Context, state: CliState, force: bool) -> None:

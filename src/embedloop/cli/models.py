@@ -1,4 +1,4 @@
-"""``embedloop models``: list, roll back and prune model versions (versions, rollback, prune)."""
+"""``embedloop models``: list, roll back and prune model versions, show or stop a trial."""
 
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ def models() -> None:
     """List model versions, roll back to an earlier one, prune old ones."""
 
 
-@models.command(name="list", short_help="List model versions; * marks the active one.")
+@models.command(name="list", short_help="List model versions; * marks the active one, T a candidate on trial.")
 @pass_state
 def list_(state: CliState) -> None:
-    """List kept model versions, newest first; * marks the active one (versions)."""
+    """List kept model versions, newest first; * marks the active one, T a candidate on trial (versions)."""
     versions = state.loop.versions()
     rows = [
         [
-            "*" if m.get("active") else "",
+            "*" if m.get("active") else ("T" if m.get("on_trial") else ""),
             m.get("version"),
             m.get("status"),
             m.get("parent"),
@@ -78,3 +78,60 @@ def prune(state: CliState, keep: int) -> None:
     removed = ", ".join(str(v) for v in result["removed"]) or "none"
     kept = ", ".join(str(v) for v in result["kept"])
     state.emit(result, f"Removed versions: {removed}. Kept: {kept}.")
+
+
+@models.command(short_help="Show the running trial (or the last ones); --stop ends it.")
+@click.option(
+    "--stop", is_flag=True, help="End the running trial now: the candidate is rejected, the active model stays."
+)
+@click.option("--reason", default="stopped by an operator", show_default=True, help="Why the trial is stopped.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation with --stop.")
+@click.option("--history", type=click.IntRange(min=1), metavar="N", help="Also list the last N trials.")
+@pass_state
+def trial(state: CliState, stop: bool, reason: str, yes: bool, history: int | None) -> None:
+    """Show the trial of a candidate against the active model: searches, wins, losses, ties, the test.
+
+    A candidate that passes the pre-check is served to a share of searches,
+    interleaved with the active model's results; the users' selections
+    decide it without another command. With --stop an admin ends it (the
+    candidate is rejected).
+    """
+    loop = state.loop
+    if stop:
+        running = loop.trial_status()
+        if running is not None and not yes:
+            click.confirm(
+                f"Stop trial {running['trial_id']} and reject candidate v{running['candidate_version']}?", abort=True
+            )
+        result = loop.stop_trial(reason)
+        state.emit(result, f"Trial {result['trial_id']} stopped; candidate v{result['candidate_version']} rejected.")
+        return
+    current = loop.trial_status()
+    if current is None:
+        text = "No trial is running."
+    else:
+        text = (
+            f"Trial {current['trial_id']}: candidate v{current['candidate_version']} vs active v{current['active_version']}\n"
+            f"  searches {current['searches']} (share {current['share']:.0%}, limit {current['max_searches']})\n"
+            f"  wins {current['wins']}  losses {current['losses']}  ties {current['ties']}  "
+            f"win rate {current['win_rate']}  z {current['z']}\n"
+            f"  log likelihood ratio {current['statistic']} (promote at {current['promote_at']}, "
+            f"reject at {current['reject_at']}): {current['decision']}"
+        )
+    payload: dict[str, Any] = {"trial": current}
+    if history:
+        past = loop.trials(limit=history)
+        payload["history"] = past
+        rows = [
+            [
+                t["id"],
+                t["candidate_version"],
+                t["active_version"],
+                t["status"],
+                (t.get("outcome") or {}).get("searches"),
+                t.get("reason"),
+            ]
+            for t in past
+        ]
+        text += "\n" + table(["trial", "candidate", "active", "status", "searches", "reason"], rows)
+    state.emit(payload, text)

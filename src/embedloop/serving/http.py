@@ -133,6 +133,14 @@ class RollbackRequest(_Body):
     version: int | None = Field(None, ge=0, strict=True, description=PARAMS["version"])
 
 
+class StopTrialRequest(_Body):
+    """``POST /trial/stop`` (the body is optional)."""
+
+    reason: str = Field(
+        "stopped by an operator", min_length=1, max_length=1000, description="Why the trial is stopped."
+    )
+
+
 class ItemIn(_Body):
     """One catalog item."""
 
@@ -268,6 +276,16 @@ def create_app(
     def rollback(body: RollbackRequest | None = None) -> dict[str, Any]:
         """Switch to the previous version, or to ``version``; returns its manifest."""
         return loop.rollback(body.version if body is not None else None)
+
+    @app.get("/trial", tags=["models"])
+    def trial() -> dict[str, Any]:
+        """The running trial (candidate, searches, wins, losses, ties, the test statistic, decision so far) and recent ones."""
+        return {"trial": loop.trial_status(), "history": loop.trials(limit=20)}
+
+    @app.post("/trial/stop", tags=["models"], dependencies=admin)
+    def stop_trial(body: StopTrialRequest | None = None) -> dict[str, Any]:
+        """End the running trial now: the candidate is rejected, the active model stays; 409 if none runs."""
+        return loop.stop_trial(body.reason if body is not None else "stopped by an operator")
 
     @app.post("/catalog/items", tags=["catalog"], dependencies=admin)
     def upsert_items(body: UpsertRequest) -> dict[str, int]:

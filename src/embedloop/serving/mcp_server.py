@@ -129,6 +129,18 @@ def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) ->
     ) -> dict[str, Any]:
         return await run("rollback_model", version=version)  # type: ignore[no-any-return]
 
+    @tool("get_trial", read_only_hint=True)
+    async def get_trial() -> dict[str, Any]:
+        return await run("get_trial")  # type: ignore[no-any-return]
+
+    @tool("stop_trial", read_only_hint=False, destructive_hint=True, idempotent_hint=False)
+    async def stop_trial(
+        reason: Annotated[
+            str, Field(min_length=1, max_length=1000, description=PARAMS["reason"])
+        ] = "stopped by an agent",
+    ) -> dict[str, Any]:
+        return await run("stop_trial", reason=reason)  # type: ignore[no-any-return]
+
     return MCPServer(
         "embedloop", instructions=INSTRUCTIONS, version=embedloop.__version__, tools=tools, log_level="WARNING"
     )

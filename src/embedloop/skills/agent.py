@@ -68,7 +68,7 @@ class Agent2EmbeddingSkill:
     async def execute_embedding_fine_tuning(self, force: bool = False) -> dict[str, Any]:
         """Run one fine-tuning cycle in a worker thread, holding the training lock.
 
-        Returns ``status`` ("promoted" | "rejected" | "skipped" | "failed"),
+        Returns ``status`` ("promoted" | "trial" | "rejected" | "skipped" | "failed"),
         ``version``, ``metrics`` and ``reasons``. Raises
         :class:`~embedloop.errors.TrainingInProgressError` if another process
         or agent is training.
@@ -110,6 +110,18 @@ class Agent2EmbeddingSkill:
     async def rollback_model(self, version: int | None = None) -> dict[str, Any]:
         """Switch to the previous version, or to ``version``; returns its manifest."""
         return await asyncio.to_thread(self.loop.rollback, version)
+
+    async def get_trial(self) -> dict[str, Any]:
+        """The running trial (or ``None``) and the last trials."""
+
+        def read() -> dict[str, Any]:
+            return {"trial": self.loop.trial_status(), "history": self.loop.trials(limit=10)}
+
+        return await asyncio.to_thread(read)
+
+    async def stop_trial(self, reason: str = "stopped by an agent") -> dict[str, Any]:
+        """End the running trial: the candidate is rejected."""
+        return await asyncio.to_thread(self.loop.stop_trial, reason)
 
     # ------------------------------------------------------------ tool calls
     @property

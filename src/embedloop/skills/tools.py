@@ -35,6 +35,7 @@ PARAMS: dict[str, str] = {
     "selected": "Ids the user picked, each one of the shown ids; empty when the user picked nothing.",
     "force": "Train even when fewer new feedback events than the threshold have arrived. Default false.",
     "version": "The model version to switch to; omit it to return to the version before the active one.",
+    "reason": "Why the trial is stopped (kept with the trial's record).",
 }
 
 #: What each tool does, when to use it, and what it returns.
@@ -55,17 +56,28 @@ DESCRIPTIONS: dict[str, str] = {
     "check_fine_tuning_status": (
         "Report whether enough new feedback has accumulated to fine-tune the embedding model: "
         "should_fine_tune, feedback_count (new events since the last training), threshold, current_model, "
-        "active_version, last_run, next_scheduled_check and training_in_progress. Read-only."
+        "active_version, last_run, trial (the candidate on trial, or null), next_scheduled_check and "
+        "training_in_progress. Read-only."
     ),
     "fine_tune_embeddings": (
         "Run one fine-tuning cycle now: build training examples from the feedback, train a candidate model, "
-        "evaluate it against the active one on held-out feedback, and switch to it only if it passes the gate. "
-        "Slow (minutes). Returns status (promoted, rejected, skipped or failed), version, metrics and reasons. "
-        "Fails if another fine-tuning cycle is already running."
+        "pre-check it against the active one on held-out feedback, then put it on trial: a share of searches "
+        "shows both models' results interleaved and the users' selections decide, with no further call. "
+        "Slow (minutes). Returns status (trial, promoted, rejected, skipped or failed), version, metrics and "
+        "reasons. Skipped while a trial runs; fails if another fine-tuning cycle is already running."
     ),
     "list_model_versions": (
         "List the kept model versions, newest first, with status, parent, base model, metrics and which one "
         "is active. Read-only."
+    ),
+    "get_trial": (
+        "Show the running trial of a candidate model against the active one: candidate_version, searches, "
+        "wins, losses, ties, win_rate, the sequential test's statistic and bounds, and the decision so far "
+        "(null when no trial runs), plus the last trials with their outcomes. Read-only."
+    ),
+    "stop_trial": (
+        "End the running trial now: the candidate is rejected and the active model stays. Use when an "
+        "operator asks; trials otherwise end by themselves."
     ),
     "rollback_model": (
         "Switch search back to an earlier model version (the one before the active version, or the given "
@@ -110,6 +122,8 @@ TOOL_DEFINITIONS: list[dict[str, Any]] = [
     _tool("fine_tune_embeddings", {"force": {"type": "boolean", "default": False}}, []),
     _tool("list_model_versions", {}, []),
     _tool("rollback_model", {"version": {"type": "integer", "minimum": 0}}, []),
+    _tool("get_trial", {}, []),
+    _tool("stop_trial", {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}}, []),
 ]
 
 #: Skill name -> method of :class:`~embedloop.skills.Agent2EmbeddingSkill`.
@@ -121,6 +135,8 @@ METHODS: dict[str, str] = {
     "fine_tune_embeddings": "execute_embedding_fine_tuning",
     "list_model_versions": "list_model_versions",
     "rollback_model": "rollback_model",
+    "get_trial": "get_trial",
+    "stop_trial": "stop_trial",
 }
 
 _BY_NAME = {tool["name"]: tool for tool in TOOL_DEFINITIONS}

@@ -55,6 +55,8 @@ searches = Table(
     Column("source", String(16), nullable=False),
     Column("event_id", String(256), nullable=True, unique=True),
     Column("created_at", DateTime(timezone=True), nullable=False, index=True),
+    #: The trial this search was interleaved for (``None``: answered by the active model alone).
+    Column("trial_id", Integer, nullable=True, index=True),
 )
 
 #: Exactly what was shown for a search: item, rank (1-based), score.
@@ -65,6 +67,10 @@ impressions = Table(
     Column("rank", Integer, primary_key=True),
     Column("item_id", String(512), nullable=False),
     Column("score", Float, nullable=True),
+    #: During a trial: which model contributed the item (``active``, ``candidate``, ``both``).
+    Column("source", String(16), nullable=True),
+    #: The probability the item was shown at this rank, when a randomised list logged it.
+    Column("propensity", Float, nullable=True),
 )
 
 #: A user's selection of a shown item. ``seq`` orders feedback events.
@@ -95,6 +101,27 @@ training_runs = Table(
     Column("holdout_size", Integer, nullable=True),
     Column("metrics", JSON, nullable=True),
     Column("reasons", JSON, nullable=True),
+)
+
+#: A candidate judged by users on interleaved results (see ``evaluation/trial_test.py``).
+#: ``status``: running -> promoting -> promoted, or running -> rejected / stopped.
+trials = Table(
+    "trials",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("candidate_version", Integer, nullable=False),
+    Column("active_version", Integer, nullable=False),
+    Column("run_id", Integer, nullable=True),
+    Column("status", String(16), nullable=False, index=True),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=True),
+    Column("share", Float, nullable=False),
+    Column("max_searches", Integer, nullable=False),
+    Column("alpha", Float, nullable=False),
+    Column("beta", Float, nullable=False),
+    Column("min_effect", Float, nullable=False),
+    Column("outcome", JSON, nullable=True),
+    Column("reason", Text, nullable=True),
 )
 
 #: Named leases (the single-flight training lock). Expired leases can be taken over.

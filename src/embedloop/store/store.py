@@ -102,8 +102,8 @@ class _DriverSQL:
 
 #: Column order of the rows the write path builds (tuples, not dicts: the driver takes them as is).
 _COLUMNS = {
-    searches: ("id", "query", "user_id", "model_version", "source", "event_id", "created_at"),
-    impressions: ("search_id", "rank", "item_id", "score"),
+    searches: ("id", "query", "user_id", "model_version", "source", "event_id", "created_at", "trial_id"),
+    impressions: ("search_id", "rank", "item_id", "score", "source", "propensity"),
     selections: ("event_id", "search_id", "item_id", "rank", "created_at"),
 }
 _LIVE_ITEMS = "SELECT id FROM items WHERE NOT deleted AND id IN"
@@ -242,14 +242,24 @@ class FeedbackStore:
         *,
         model_version: int | None,
         user_id: str | None = None,
+        trial_id: int | None = None,
+        sources: Sequence[str | None] | None = None,
     ) -> str:
-        """Record a search and exactly what it showed, in rank order. Returns the search id."""
+        """Record a search and exactly what it showed, in rank order. Returns the search id.
+
+        During a trial, ``trial_id`` tags the search and ``sources`` says which
+        model contributed each shown item (``active``, ``candidate``, ``both``).
+        """
         search_id = new_id()
+        origin = sources if sources is not None else [None] * len(shown)
         with self.engine.begin() as conn:
             self._insert_searches(
                 conn,
-                [(search_id, query, user_id, model_version, "search", None, self._sql.stamp(now()))],
-                [(search_id, rank, item_id, score) for rank, (item_id, score) in enumerate(shown, start=1)],
+                [(search_id, query, user_id, model_version, "search", None, self._sql.stamp(now()), trial_id)],
+                [
+                    (search_id, rank, item_id, score, source, None)
+                    for rank, ((item_id, score), source) in enumerate(zip(shown, origin, strict=True), start=1)
+                ],
             )
         return search_id
 
@@ -378,8 +388,12 @@ class FeedbackStore:
                 if event.event_id is not None:
                     prior[event.event_id] = search_id  # a repeat later in this batch is a replay too
                 plan.append((search_id, False))
-                search_rows.append((search_id, event.query, event.user_id, None, "external", event.event_id, stamp))
-                shown_rows.extend((search_id, rank, item_id, None) for rank, item_id in enumerate(event.shown, 1))
+                search_rows.append(
+                    (search_id, event.query, event.user_id, None, "external", event.event_id, stamp, None)
+                )
+                shown_rows.extend(
+                    (search_id, rank, item_id, None, None, None) for rank, item_id in enumerate(event.shown, 1)
+                )
                 picked_rows.extend(
                     (
                         f"{event.event_id}:{item_id}" if event.event_id else new_id(),
@@ -420,11 +434,6 @@ class FeedbackStore:
         """How many feedback events arrived after event ``after_seq``."""
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).where(selections.c.seq > after_seq)) or 0)
-
-    def search_exists(self, search_id: str) -> bool:
-        """Whether a search id is known."""
-        with self.engine.connect() as conn:
-            return conn.scalar(select(searches.c.id).where(searches.c.id == search_id)) is not None
 
     def feedback_sessions(self, upto_seq: int | None = None) -> list[dict[str, Any]]:
         """Every search with at least one selection (up to ``upto_seq``), oldest first.

@@ -1,32 +1,43 @@
-"""One fine-tuning cycle: feedback → examples → candidate → held-out gate → promote or keep.
+"""One fine-tuning cycle, as a sequence of small stages.
+
+feedback (:func:`gather_feedback`) → examples (:func:`_build_examples`) →
+held-out set (:func:`holdout`) → train (:func:`train`) → score
+(:func:`score`) → pre-check (:func:`judge`) → trial
+(``training/trial.py``: the users decide; then promote or reject) — or, with
+trials off, promote at once.
 
 Every outcome is recorded in ``training_runs`` with its numbers and reasons:
-``skipped`` (not enough feedback, nothing to hold out), ``failed`` (an error;
-the active version is untouched), ``rejected`` (the gate said no) or
-``promoted`` (index built first, then the active pointer switched).
+``skipped`` (not enough feedback, nothing to hold out, a trial is running),
+``failed`` (an error; the active version is untouched), ``rejected`` (the
+pre-check said no), ``trial`` (the candidate is being judged by users; the
+run becomes ``promoted`` or ``rejected`` when the trial ends) or
+``promoted`` (trials off: index built first, then the active pointer switched).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from embedloop.errors import TrainingError
 from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
-from embedloop.index.faiss_index import VectorIndex
+from embedloop.evaluation.precheck import GUARD, PRIMARY, gate_alone, precheck
 from embedloop.models.encoder import Encoder, SentenceTransformerEncoder, encode_queries
 from embedloop.models.query_side import adapter_encoder, query_model_encoder
 from embedloop.registry.registry import folder_checksum
-from embedloop.serving.searcher import ServingState
-from embedloop.settings import TrainingMode
+from embedloop.search.searcher import ServingState
+from embedloop.settings import Settings, TrainingMode
 from embedloop.store.locks import training_lock
+from embedloop.store.runs import finish_run, last_trained_seq, start_run
+from embedloop.store.trials import open_trial
 from embedloop.training.examples import (
     TrainingExample,
     add_mined_negatives,
@@ -38,11 +49,9 @@ from embedloop.training.examples import (
 )
 from embedloop.training.finetuner import EmbeddingFineTuner
 from embedloop.training.query_side import frozen_targets, train_adapter, train_query_encoder
-from embedloop.training.runs import finish_run, last_trained_seq, start_run
-from embedloop.training.split import split_by_query
-
-if TYPE_CHECKING:
-    from embedloop.loop import EmbedLoop
+from embedloop.training.services import Services
+from embedloop.training.split import FeedbackSplit, split_by_query
+from embedloop.training.trial import begin_trial, candidate_state, promote
 
 logger = logging.getLogger(__name__)
 
@@ -97,50 +106,67 @@ def holdout_evaluators(
     )
 
 
-#: The gate's primary metric: the spec's accuracy (selected vs skipped, on held-out feedback).
-PRIMARY = "triplet_accuracy"
-#: The forgetting guard: ranking of held-out selections over the whole catalog.
-GUARD = "retrieval_ndcg@10"
+def run_cycle(sv: Services, force: bool = False) -> dict[str, Any]:
+    """Run one cycle under the single-flight training lock; a running trial makes it ``skipped``."""
+    with training_lock(sv.store, ttl_seconds=sv.settings.lock_ttl_seconds):
+        trial = open_trial(sv.store)
+        if trial is not None:
+            return _result(
+                "skipped",
+                [
+                    f"candidate v{trial['candidate_version']} is on trial (trial {trial['id']}); the next cycle "
+                    "runs once the users' selections decide it, or after stop_trial()"
+                ],
+                trial=trial["id"],
+            )
+        sv.registry.discard_interrupted(sv.registry.active_version())
+        return _cycle(sv, force)
 
 
-def gate(active: dict[str, float], candidate: dict[str, float], *, min_accuracy: float, tolerance: float) -> list[str]:
-    """Reasons to reject the candidate; empty means promote.
+@dataclass
+class Window:
+    """The feedback a cycle learns from: new events since the last finished cycle, split by query."""
 
-    Promote only if nothing is NaN, the candidate's triplet accuracy reaches
-    ``min_accuracy`` *and* is not below the active model's (an absolute bar
-    alone is not enough: an untrained model can pass 70 %), the candidate is
-    not a no-op (identical held-out scores), and its NDCG@10 over the whole
-    catalog is at most ``tolerance`` below the active model's. The
-    tolerance exists because held-out selections were made from the active
-    model's own top results, which favours it on catalog-wide ranking metrics.
-    """
-    reasons = []
-    nan = [k for k, v in candidate.items() if isinstance(v, float) and math.isnan(v)]
-    if nan:
-        reasons.append(f"candidate metrics are NaN: {', '.join(sorted(nan))}")
-    acc, acc_active = candidate.get(PRIMARY, float("nan")), active.get(PRIMARY, float("nan"))
-    if not acc >= min_accuracy:
-        reasons.append(f"triplet accuracy {acc:.3f} is below the required {min_accuracy:.2f}")
-    if not acc >= acc_active:
-        reasons.append(f"triplet accuracy {acc:.4f} is worse than the active model's {acc_active:.4f}")
-    if all(candidate.get(k) == active.get(k) for k in active):
-        reasons.append("the candidate scores exactly like the active model on every held-out metric (nothing learned)")
-    cand, base = candidate.get(GUARD, float("nan")), active.get(GUARD, float("nan"))
-    if not cand >= base - tolerance:
-        reasons.append(f"{GUARD} {cand:.4f} fell more than {tolerance} below the active model's {base:.4f}")
-    return reasons
+    since: int
+    upto: int
+    new_events: int
+    sessions: list[dict[str, Any]]
+    split: FeedbackSplit
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        """Query counts of the split, for results and manifests."""
+        return {"train_queries": self.split.train_queries, "holdout_queries": self.split.holdout_queries}
 
 
-def run_cycle(loop: EmbedLoop, force: bool = False) -> dict[str, Any]:
-    """Run one cycle under the single-flight training lock."""
-    with training_lock(loop.store, ttl_seconds=loop.settings.lock_ttl_seconds):
-        loop.registry.discard_interrupted(loop.registry.active_version())
-        return _cycle(loop, force)
+@dataclass
+class Holdout:
+    """The held-out evaluators and the catalog they rank."""
+
+    triplets: TripletAccuracyEvaluator
+    retrieval: RetrievalEvaluator
+    catalog: list[Any]
+    revision: int
+
+    @property
+    def texts(self) -> list[str]:
+        """Catalog texts in catalog order."""
+        return [r.text for r in self.catalog]
 
 
-def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
-    s = loop.settings
-    store = loop.store
+@dataclass
+class Candidate:
+    """A trained candidate: its encoder, its catalog vectors and what training reported."""
+
+    version: int
+    encoder: Encoder
+    info: dict[str, Any]
+    corpus: np.ndarray | None = None
+
+
+def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
+    """Stage 1: the feedback window, or a ``skipped`` result saying why there is not enough."""
+    s, store = sv.settings, sv.store
     since = last_trained_seq(store)
     upto = store.max_selection_seq()
     new_events = store.count_selections(after_seq=since) if upto > since else 0
@@ -152,143 +178,161 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             [f"{new_events} new feedback events; fine-tuning needs {s.fine_tune_threshold} (use force to run anyway)"],
             new_events=new_events,
         )
-    if not loop.trainable:
+    if not sv.trainable:
         return _result(
             "skipped", ["this loop serves a fixed encoder, which cannot be fine-tuned"], new_events=new_events
         )
     sessions = store.feedback_sessions(upto_seq=upto)
     if not s.replay:
         sessions = [x for x in sessions if x["last_seq"] > since]
-    split = split_by_query(sessions, s.holdout_fraction)
-    sizes = {"train_queries": split.train_queries, "holdout_queries": split.holdout_queries}
-    if split.holdout_queries < s.min_holdout_queries or not split.train:
+    window = Window(since, upto, new_events, sessions, split_by_query(sessions, s.holdout_fraction))
+    if window.split.holdout_queries < s.min_holdout_queries or not window.split.train:
         return _result(
             "skipped",
             [
-                f"too little feedback for a meaningful held-out set: {split.holdout_queries} held-out and "
-                f"{split.train_queries} training queries (need at least {s.min_holdout_queries} held-out queries)"
+                f"too little feedback for a meaningful held-out set: {window.split.holdout_queries} held-out and "
+                f"{window.split.train_queries} training queries (need at least {s.min_holdout_queries} held-out queries)"
             ],
             new_events=new_events,
-            **sizes,
+            **window.sizes,
         )
-    state = loop.searcher.state
-    assert state is not None
+    return window
+
+
+def holdout(sv: Services, window: Window, texts: dict[str, str]) -> Holdout:
+    """Stage 3: evaluators over the held-out sessions and the current catalog."""
+    revision = sv.store.catalog_revision()  # read first: later changes are re-applied by sync
+    catalog = sv.store.catalog()
+    texts.update({r.id: r.text for r in catalog})
+    triplets, retrieval = holdout_evaluators(
+        window.split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], sv.settings.encode_batch_size
+    )
+    return Holdout(triplets, retrieval, catalog, revision)
+
+
+def train(
+    sv: Services, state: ServingState, examples: list[TrainingExample], texts: dict[str, str], corpus: list[str]
+) -> Candidate:
+    """Stage 4: train a candidate version in the active version's training mode setting."""
+    s = sv.settings
+    version = sv.registry.next_version()
+    if s.training_mode is TrainingMode.FULL:
+        trained = EmbeddingFineTuner(s).train(
+            sv.model_path(state.index_version),  # full mode trains from the document generation's model
+            expand_by_weight(examples, s.seed),
+            texts,
+            sv.registry.model_dir(version),
+            distill_texts=corpus,
+        )
+        info = {
+            "rows": trained.rows,
+            "steps": trained.steps,
+            "train_loss": trained.train_loss,
+            "examples_per_second": round(trained.examples_per_second, 2),
+        }
+        return Candidate(version, SentenceTransformerEncoder(trained.model), info)
+    encoder, info = _train_query_side(sv, state, examples, texts, version)
+    return Candidate(version, encoder, info)
+
+
+def score(
+    sv: Services, state: ServingState, held: Holdout, candidate: Candidate, timings: dict[str, float]
+) -> dict[str, dict[str, float]]:
+    """Stage 5: held-out metrics of the active model and the candidate (full mode embeds the catalog once here)."""
+    active_corpus = _catalog_vectors(state, held.catalog)
+    active = {**held.triplets(state.encoder, active_corpus), **held.retrieval(state.encoder, active_corpus)}
+    if sv.settings.training_mode is TrainingMode.FULL:
+        tick = time.perf_counter()
+        candidate.corpus = held.retrieval.encode_corpus(candidate.encoder, show_progress=sv.searcher.show_progress)
+        timings["reembed_seconds"] = round(time.perf_counter() - tick, 3)
+        timings["reembedded_documents"] = len(held.catalog)
+    else:
+        candidate.corpus = active_corpus  # documents keep the parent's embeddings
+        timings["reembed_seconds"], timings["reembedded_documents"] = 0.0, 0
+    cand = {
+        **held.triplets(candidate.encoder, candidate.corpus),
+        **held.retrieval(candidate.encoder, candidate.corpus),
+    }
+    return {"active": active, "candidate": cand}
+
+
+def judge(s: Settings, metrics: dict[str, dict[str, float]]) -> list[str]:
+    """Stage 6: the pre-check (trials on: fit for a trial?) or the gate (trials off: promote now?)."""
+    if s.trials:
+        return precheck(
+            metrics["active"],
+            metrics["candidate"],
+            min_accuracy=s.min_accuracy,
+            accuracy_drop=s.precheck_accuracy_drop,
+            ndcg_drop=s.precheck_ndcg_drop,
+        )
+    return gate_alone(
+        metrics["active"], metrics["candidate"], min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance
+    )
+
+
+def _cycle(sv: Services, force: bool) -> dict[str, Any]:
+    s, store = sv.settings, sv.store
+    window = gather_feedback(sv, force)
+    if not isinstance(window, Window):
+        return window
+    state = sv.state
     parent = state.version
-    run_id = start_run(store, parent_version=parent, from_seq=since, to_seq=upto)
+    run_id = start_run(store, parent_version=parent, from_seq=window.since, to_seq=window.upto)
     version: int | None = None
     timings: dict[str, float] = {}
+    sizes = window.sizes
     try:
-        examples, texts = _build_examples(loop, state, split.train, sessions)
+        examples, texts = _build_examples(sv, state, window.split.train, window.sessions)
 
         def skip(reason: str) -> dict[str, Any]:
-            sizes_now = {"train_size": len(examples), "holdout_size": len(split.holdout)}
+            sizes_now = {"train_size": len(examples), "holdout_size": len(window.split.holdout)}
             finish_run(store, run_id, status="skipped", reasons=[reason], **sizes_now)
-            return _result("skipped", [reason], new_events=new_events, **sizes)
+            return _result("skipped", [reason], new_events=window.new_events, **sizes)
 
         if len(examples) < s.min_train_examples:
             return skip(f"only {len(examples)} training examples; need {s.min_train_examples}")
-        catalog_revision = store.catalog_revision()  # read first: later changes are re-applied by sync
-        catalog = store.catalog()
-        corpus_ids, corpus_texts = [r.id for r in catalog], [r.text for r in catalog]
-        texts.update({r.id: r.text for r in catalog})
-        triplet_eval, retrieval_eval = holdout_evaluators(
-            split.holdout, texts, corpus_ids, corpus_texts, s.encode_batch_size
-        )
-        if not triplet_eval.triplets:
+        held = holdout(sv, window, texts)
+        if not held.triplets.triplets:
             return skip("held-out feedback has no skipped results to compare selections against")
 
-        version = loop.registry.next_version()
-        mode = s.training_mode
-        active_corpus = _catalog_vectors(state, catalog)
         tick = time.perf_counter()
-        if mode is TrainingMode.FULL:
-            trained = EmbeddingFineTuner(s).train(
-                loop.model_path(state.index_version),  # full mode trains from the document generation's model
-                expand_by_weight(examples, s.seed),
-                texts,
-                loop.registry.model_dir(version),
-                distill_texts=corpus_texts,
-            )
-            candidate_encoder: Encoder = SentenceTransformerEncoder(trained.model)
-            train_info = {
-                "rows": trained.rows,
-                "steps": trained.steps,
-                "train_loss": trained.train_loss,
-                "examples_per_second": round(trained.examples_per_second, 2),
-            }
-        else:
-            candidate_encoder, train_info = _train_query_side(loop, state, examples, texts, version)
+        candidate = train(sv, state, examples, texts, held.texts)
+        version = candidate.version
         timings["train_seconds"] = round(time.perf_counter() - tick, 3)
-
         tick = time.perf_counter()
-        active_metrics = {**triplet_eval(state.encoder, active_corpus), **retrieval_eval(state.encoder, active_corpus)}
-        if mode is TrainingMode.FULL:
-            reembed_tick = time.perf_counter()
-            candidate_corpus = retrieval_eval.encode_corpus(
-                candidate_encoder, show_progress=loop.searcher.show_progress
-            )
-            timings["reembed_seconds"] = round(time.perf_counter() - reembed_tick, 3)
-            timings["reembedded_documents"] = len(corpus_texts)
-        else:
-            candidate_corpus = active_corpus  # documents keep the parent's embeddings
-            timings["reembed_seconds"], timings["reembedded_documents"] = 0.0, 0
-        candidate_metrics = {
-            **triplet_eval(candidate_encoder, candidate_corpus),
-            **retrieval_eval(candidate_encoder, candidate_corpus),
-        }
+        metrics = score(sv, state, held, candidate, timings)
         timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
-        metrics = {"active": active_metrics, "candidate": candidate_metrics}
-        reasons = gate(
-            active_metrics,
-            candidate_metrics,
-            min_accuracy=s.min_accuracy,
-            tolerance=s.metric_tolerance,
-        )
-        manifest = {
-            "parent": parent,
-            "base_model": s.embedding_model,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "kind": "trained",
-            "mode": mode.value,
-            "doc_generation": version if mode is TrainingMode.FULL else state.index_version,
-            "needs": _needs(mode, version, parent, state.index_version),
-            "feedback_window": {"from_seq": since, "to_seq": upto, "replay": s.replay},
-            "training": {
-                "loss": s.loss.value,
-                "learning_rate": s.learning_rate,
-                "epochs": s.epochs,
-                "batch_size": s.train_batch_size,
-                "hard_negatives": s.hard_negatives,
-                "position_bias": s.position_bias,
-                "distill_weight": s.distill_weight,
-                "seed": s.seed,
-                **train_info,
-            },
+        reasons = judge(s, metrics)
+        manifest = _manifest(sv, state, window, candidate, len(examples), metrics, run_id)
+        extra = {
+            "new_events": window.new_events,
             "train_examples": len(examples),
-            "holdout_sessions": len(split.holdout),
+            "holdout_sessions": len(window.split.holdout),
             **sizes,
-            "metrics": metrics,
-            "primary_metric": PRIMARY,
-            "checksum": folder_checksum(loop.registry.model_dir(version)),
-            "run_id": run_id,
         }
         if reasons:
-            loop.registry.write_manifest(version, {**manifest, "status": "rejected", "reasons": reasons})
-            shutil.rmtree(loop.registry.model_dir(version), ignore_errors=True)
+            sv.registry.write_manifest(version, {**manifest, "status": "rejected", "reasons": reasons})
+            shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
             status = "rejected"
-            logger.info("Candidate v%d rejected: %s", version, "; ".join(reasons))
+            logger.info("Candidate v%d stopped by the pre-check: %s", version, "; ".join(reasons))
+        elif s.trials:
+            tick = time.perf_counter()
+            trial_id = begin_trial(sv, state, candidate, manifest, held, run_id)
+            timings["trial_setup_seconds"] = round(time.perf_counter() - tick, 3)
+            status = "trial"
+            reasons = [
+                f"pre-check passed ({_summary(metrics)}); candidate v{version} is on trial {trial_id}: "
+                f"{s.trial_share:.0%} of searches are interleaved and the users' selections decide"
+            ]
+            extra["trial"] = trial_id
         else:
             tick = time.perf_counter()
-            if mode is TrainingMode.FULL:
-                _promote(loop, version, manifest, candidate_encoder, catalog, catalog_revision, candidate_corpus)
-            else:
-                _promote_query_side(loop, version, manifest, candidate_encoder, state)
+            promote(sv, candidate_state(sv, state, candidate, held), manifest)
             timings["promote_seconds"] = round(time.perf_counter() - tick, 3)
             status = "promoted"
             reasons = [
-                f"triplet accuracy {candidate_metrics[PRIMARY]:.3f} >= {s.min_accuracy:.2f} and >= active "
-                f"{active_metrics[PRIMARY]:.3f}; {GUARD} {candidate_metrics[GUARD]:.4f} vs active "
-                f"{active_metrics[GUARD]:.4f} (tolerance {s.metric_tolerance})"
+                f"held-out feedback alone decided (trials off: no users judged this candidate): {_summary(metrics)}"
             ]
         finish_run(
             store,
@@ -296,31 +340,72 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             status=status,
             version=version,
             train_size=len(examples),
-            holdout_size=len(split.holdout),
+            holdout_size=len(window.split.holdout),
             metrics={**metrics, "timings": timings},
             reasons=reasons,
         )
-        return _result(
-            status,
-            reasons,
-            version=version,
-            metrics=metrics,
-            new_events=new_events,
-            train_examples=len(examples),
-            holdout_sessions=len(split.holdout),
-            timings=timings,
-            **sizes,
-        )
+        return _result(status, reasons, version=version, metrics=metrics, timings=timings, **extra)
     except Exception as exc:  # the active version must survive anything a cycle does
         logger.exception("Fine-tuning cycle failed")
-        if version is not None and loop.registry.active_version() != version:
-            if loop.registry.exists(version):
-                loop.registry.update(version, status="failed", failure=str(exc))
-            shutil.rmtree(loop.registry.model_dir(version), ignore_errors=True)
-            loop.registry.discard_folder(version)
+        if version is not None and sv.registry.active_version() != version:
+            if sv.registry.exists(version):
+                sv.registry.update(version, status="failed", failure=str(exc))
+            shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
+            shutil.rmtree(sv.searcher.index_dir(version), ignore_errors=True)
+            sv.registry.discard_folder(version)
         reasons = [f"{type(exc).__name__}: {exc}"]
         finish_run(store, run_id, status="failed", version=version, reasons=reasons)
         return _result("failed", reasons, version=version, timings=timings)
+
+
+def _summary(metrics: dict[str, dict[str, float]]) -> str:
+    active, cand = metrics["active"], metrics["candidate"]
+    return (
+        f"held-out triplet accuracy {active[PRIMARY]:.3f} -> {cand[PRIMARY]:.3f}, "
+        f"{GUARD} {active[GUARD]:.4f} -> {cand[GUARD]:.4f}"
+    )
+
+
+def _manifest(
+    sv: Services,
+    state: ServingState,
+    window: Window,
+    candidate: Candidate,
+    train_examples: int,
+    metrics: dict[str, dict[str, float]],
+    run_id: int,
+) -> dict[str, Any]:
+    s = sv.settings
+    mode, version, parent = s.training_mode, candidate.version, state.version
+    return {
+        "parent": parent,
+        "base_model": s.embedding_model,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "kind": "trained",
+        "mode": mode.value,
+        "doc_generation": version if mode is TrainingMode.FULL else state.index_version,
+        "needs": _needs(mode, version, parent, state.index_version),
+        "feedback_window": {"from_seq": window.since, "to_seq": window.upto, "replay": s.replay},
+        "training": {
+            "loss": s.loss.value,
+            "learning_rate": s.learning_rate,
+            "epochs": s.epochs,
+            "batch_size": s.train_batch_size,
+            "hard_negatives": s.hard_negatives,
+            "position_bias": s.position_bias,
+            "distill_weight": s.distill_weight,
+            "seed": s.seed,
+            **candidate.info,
+        },
+        "train_examples": train_examples,
+        "holdout_sessions": len(window.split.holdout),
+        **window.sizes,
+        "metrics": metrics,
+        "primary_metric": PRIMARY,
+        "judged_by": "trial" if s.trials else "held-out feedback",
+        "checksum": folder_checksum(sv.registry.model_dir(version)),
+        "run_id": run_id,
+    }
 
 
 def _needs(mode: TrainingMode, version: int, parent: int, doc_generation: int) -> dict[str, Any]:
@@ -335,22 +420,22 @@ def _needs(mode: TrainingMode, version: int, parent: int, doc_generation: int) -
     return needs
 
 
-def _query_model_path(loop: EmbedLoop, version: int) -> Path:
+def _query_model_path(sv: Services, version: int) -> Path:
     """The sentence-transformers folder that embeds queries for ``version`` (adapters: their base's)."""
-    manifest = loop.registry.manifest(version)
+    manifest = sv.registry.manifest(version)
     mode = manifest.get("mode", "full")
     if mode == "adapter":
-        return _query_model_path(loop, int(manifest["parent"]))
+        return _query_model_path(sv, int(manifest["parent"]))
     if mode == "query_encoder":
-        return loop.registry.model_dir(version)
-    return loop.model_path(version)
+        return sv.registry.model_dir(version)
+    return sv.model_path(version)
 
 
 def _train_query_side(
-    loop: EmbedLoop, state: ServingState, examples: list[TrainingExample], texts: dict[str, str], version: int
+    sv: Services, state: ServingState, examples: list[TrainingExample], texts: dict[str, str], version: int
 ) -> tuple[Encoder, dict[str, Any]]:
     """Train an adapter or a query encoder against the active document embeddings."""
-    s = loop.settings
+    s = sv.settings
     docs = getattr(state.encoder, "doc_encoder", state.encoder)
     key_of = {item_id: key for key, (item_id, _text) in state.items.items()}
 
@@ -366,14 +451,14 @@ def _train_query_side(
 
     data = frozen_targets(expand_by_weight(examples, s.seed), vector_of, lambda t: docs.encode(t), s.hard_negatives)
     if not data.queries:
-        raise ValueError("No training rows could be built from the examples.")
-    out_dir = loop.registry.model_dir(version)
+        raise TrainingError("No training rows could be built from the examples.")
+    out_dir = sv.registry.model_dir(version)
     if s.training_mode is TrainingMode.ADAPTER:
         base = encode_queries(state.encoder, data.queries, batch_size=s.encode_batch_size)
         adapter, info = train_adapter(s, data, base, out_dir)
         encoder: Encoder = adapter_encoder(state.encoder, docs, adapter)
     else:
-        model, info = train_query_encoder(s, data, _query_model_path(loop, state.version), out_dir)
+        model, info = train_query_encoder(s, data, _query_model_path(sv, state.version), out_dir)
         encoder = query_model_encoder(SentenceTransformerEncoder(model), docs)
     info["examples_per_second"] = round(info["rows"] / info["seconds"], 2) if info["seconds"] else 0.0
     return encoder, info
@@ -392,17 +477,16 @@ def _catalog_vectors(state: ServingState, catalog: Sequence[Any]) -> np.ndarray:
     return vectors
 
 
-def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str, Any]:
+def evaluate_active(sv: Services, candidate: Path | None = None) -> dict[str, Any]:
     """Held-out metrics of the active model on the current feedback (the split a cycle would use).
 
     With ``candidate`` (a model folder, e.g. trained under ``torchrun``), it is
     scored too and the gate's verdict is returned — nothing is promoted.
     """
-    s = loop.settings
-    state = loop.searcher.state
-    assert state is not None
-    split = split_by_query(loop.store.feedback_sessions(), s.holdout_fraction)
-    catalog = loop.store.catalog()
+    s = sv.settings
+    state = sv.state
+    split = split_by_query(sv.store.feedback_sessions(), s.holdout_fraction)
+    catalog = sv.store.catalog()
     texts = {r.id: r.text for r in catalog}
     triplet_eval, retrieval_eval = holdout_evaluators(
         split.holdout, texts, [r.id for r in catalog], [r.text for r in catalog], s.encode_batch_size
@@ -419,24 +503,24 @@ def evaluate_active(loop: EmbedLoop, candidate: Path | None = None) -> dict[str,
         encoder = SentenceTransformerEncoder.load(candidate, device=s.device, max_seq_length=s.max_seq_length)
         cand = {**triplet_eval(encoder), **retrieval_eval(encoder)}
         out["candidate_metrics"] = cand
-        out["gate_reasons"] = gate(metrics, cand, min_accuracy=s.min_accuracy, tolerance=s.metric_tolerance)
+        out["gate_reasons"] = judge(s, {"active": metrics, "candidate": cand})
         out["would_promote"] = not out["gate_reasons"]
+        out["judged_by"] = "pre-check (a trial would follow)" if s.trials else "held-out feedback"
     return out
 
 
-def next_training_examples(loop: EmbedLoop) -> tuple[list[TrainingExample], dict[str, str]]:
+def next_training_examples(sv: Services) -> tuple[list[TrainingExample], dict[str, str]]:
     """The training examples (and item texts) the next cycle would use."""
-    state = loop.searcher.state
-    assert state is not None
-    sessions = loop.store.feedback_sessions()
-    split = split_by_query(sessions, loop.settings.holdout_fraction)
-    return _build_examples(loop, state, split.train, sessions)
+    sessions = sv.store.feedback_sessions()
+    split = split_by_query(sessions, sv.settings.holdout_fraction)
+    return _build_examples(sv, sv.state, split.train, sessions)
 
 
 def _build_examples(
-    loop: EmbedLoop, state: ServingState, train: list[dict[str, Any]], all_sessions: list[dict[str, Any]]
+    sv: Services, state: ServingState, train: list[dict[str, Any]], all_sessions: list[dict[str, Any]]
 ) -> tuple[list[TrainingExample], dict[str, str]]:
-    s = loop.settings
+    """Stage 2: training examples from the training sessions (and the texts they name)."""
+    s = sv.settings
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
     examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias, sources=sources)
@@ -449,7 +533,7 @@ def _build_examples(
 
     mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives) if "mined" in sources else 0
     ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
-    texts = loop.store.iter_item_texts(ids)
+    texts = sv.store.iter_item_texts(ids)
     examples = [ex for ex in examples if ex.positive in texts]
     _pad_negatives(examples, list(state.items.values()), guard, s.hard_negatives, s.seed)
     if s.domain_examples_path is not None:
@@ -474,33 +558,3 @@ def _pad_negatives(
             pick = rng.choice(ids)
             if pick != ex.positive and pick not in never and pick not in ex.negatives:
                 ex.negatives.append(pick)
-
-
-def _promote(
-    loop: EmbedLoop,
-    version: int,
-    manifest: dict[str, Any],
-    encoder: Encoder,
-    catalog: Sequence[Any],
-    catalog_revision: int,
-    corpus: np.ndarray,
-) -> None:
-    """Build the new version's index first, then switch the active pointer (one rename)."""
-    loop.registry.write_manifest(version, {**manifest, "status": "candidate"})
-    index = VectorIndex(encoder.dimension, revision=catalog_revision)
-    index.upsert([r.key for r in catalog], corpus)
-    state = ServingState(version, encoder, index, {r.key: (r.id, r.text) for r in catalog})
-    loop.searcher.sync(state)  # catalog changes made while training
-    state.index.save(loop.searcher.index_dir(version))
-    loop.activate_state(state)
-    loop.remember_encoder(version, encoder)
-
-
-def _promote_query_side(
-    loop: EmbedLoop, version: int, manifest: dict[str, Any], encoder: Encoder, active: ServingState
-) -> None:
-    """Switch to a query-side version: it shares the active document embeddings, nothing is re-embedded."""
-    loop.registry.write_manifest(version, {**manifest, "status": "candidate"})
-    state = ServingState(version, encoder, active.index, active.items, active.lock, active.index_version)
-    loop.activate_state(state)
-    loop.remember_encoder(version, encoder)

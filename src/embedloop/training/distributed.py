@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         from embedloop.training.cycle import next_training_examples
 
         with EmbedLoop(settings) as loop:
-            examples, texts = next_training_examples(loop)
+            examples, texts = next_training_examples(loop.services())
             count = write_examples(examples, texts, args.output)
         logger.info("Wrote %d examples to %s", count, args.output)
         return 0

@@ -35,6 +35,17 @@ def finish_run(store: FeedbackStore, run_id: int, **fields: Any) -> None:
         conn.execute(update(training_runs).where(training_runs.c.id == run_id).values(finished_at=now(), **fields))
 
 
+def update_run(store: FeedbackStore, run_id: int, *, status: str, reasons: list[str], trial: Any = None) -> None:
+    """Close a run whose candidate was on trial: its final status, reasons and the trial's outcome."""
+    with store.engine.begin() as conn:
+        metrics = conn.scalar(select(training_runs.c.metrics).where(training_runs.c.id == run_id)) or {}
+        conn.execute(
+            update(training_runs)
+            .where(training_runs.c.id == run_id)
+            .values(status=status, reasons=reasons, finished_at=now(), metrics={**metrics, "trial": trial})
+        )
+
+
 def _as_dict(row: Any) -> dict[str, Any]:
     data = dict(row._mapping)
     for key in ("started_at", "finished_at"):

@@ -8,9 +8,10 @@ during a switch finishes on the old state and the next one uses the new state.
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
-from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,7 @@ import numpy as np
 from embedloop.errors import ModelIntegrityError
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.models.encoder import Encoder, encode_queries
+from embedloop.search.interleave import Shown, team_draft
 from embedloop.store import CatalogRow, FeedbackStore
 
 logger = logging.getLogger(__name__)
@@ -60,12 +62,23 @@ class Searcher:
         self.show_progress = show_progress
         self.sync_interval = sync_interval
         self._state: ServingState | None = None
+        self._candidate: ServingState | None = None
         self._last_sync = 0.0
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def state(self) -> ServingState | None:
         """The published state (``None`` before the first load)."""
         return self._state
+
+    @property
+    def candidate(self) -> ServingState | None:
+        """The state of a candidate on trial in this process (``None`` when no trial is served)."""
+        return self._candidate
+
+    def publish_candidate(self, state: ServingState | None) -> None:
+        """Serve ``state`` next to the active one during a trial (``None``: stop)."""
+        self._candidate = state
 
     def index_dir(self, version: int) -> Path:
         """Where ``version``'s index is kept."""
@@ -147,15 +160,23 @@ class Searcher:
             state.index.save(self.index_dir(state.index_version))
         return changed
 
-    def maybe_sync(self) -> None:
-        """Sync the published state with the catalog at most every ``sync_interval`` seconds."""
+    def maybe_sync(self) -> bool:
+        """Sync the published (and candidate) state with the catalog at most every ``sync_interval`` seconds.
+
+        Returns whether it checked (callers piggy-back their own periodic checks on it).
+        """
         state = self._state
         if state is None:
-            return
+            return False
         now = time.monotonic()
-        if now - self._last_sync >= self.sync_interval:
-            self._last_sync = now
-            self.sync(state, save=True)
+        if now - self._last_sync < self.sync_interval:
+            return False
+        self._last_sync = now
+        self.sync(state, save=True)
+        candidate = self._candidate
+        if candidate is not None and candidate.index is not state.index:
+            self.sync(candidate, save=True)
+        return True
 
     def search(self, query: str, k: int) -> tuple[ServingState, list[tuple[int, float]]]:
         """Nearest items to ``query``: the state used and ``(key, score)`` pairs, best first."""
@@ -164,12 +185,28 @@ class Searcher:
         vector = encode_queries(state.encoder, [query], batch_size=1)
         return state, self.search_vector(state, vector, k)
 
+    def search_interleaved(
+        self, query: str, k: int, candidate: ServingState, rng: random.Random
+    ) -> tuple[ServingState, list[Shown[int]]]:
+        """Team-draft interleave the active and the candidate model's top ``k`` for ``query``.
+
+        The candidate's query is encoded on a second thread while this one
+        encodes the active model's: torch releases the GIL inside its kernels.
+        """
+        state = self._state
+        assert state is not None, "no model version is loaded"
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedloop-trial")
+        pending = self._pool.submit(encode_queries, candidate.encoder, [query], batch_size=1)
+        active_vector = encode_queries(state.encoder, [query], batch_size=1)
+        candidate_vector = pending.result()
+        ranked_a = self.search_vector(state, active_vector, k)
+        ranked_c = self.search_vector(candidate, candidate_vector, k)
+        return state, team_draft(ranked_a, ranked_c, k, rng)
+
     @staticmethod
     def search_vector(state: ServingState, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         """Nearest items to an already-encoded query."""
         with state.lock:
             scores, keys = state.index.search(vector, k)
         return [(int(key), float(score)) for key, score in zip(keys[0], scores[0], strict=True) if key >= 0]
-
-
-EncoderLoader = Callable[[int], Encoder]

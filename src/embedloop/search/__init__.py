@@ -1,0 +1,5 @@
+"""The serving state: encode a query, search the index, interleave during a trial."""
+
+from embedloop.search.searcher import Searcher, ServingState
+
+__all__ = ["Searcher", "ServingState"]
