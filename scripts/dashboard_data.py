@@ -24,8 +24,8 @@ from sqlalchemy import bindparam, update
 
 from embedloop import EmbedLoop
 from embedloop.store.database import READ_ONLY
+from embedloop.store.runs import finish_run, start_run
 from embedloop.store.schema import searches, training_runs
-from embedloop.training.runs import finish_run, start_run
 from embedloop.types import FeedbackEvent
 
 CHROMIUM = os.environ.get("EMBEDLOOP_CHROMIUM", "/usr/bin/chromium")

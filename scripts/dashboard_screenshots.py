@@ -26,6 +26,31 @@ from embedloop.serving.http import create_app  # noqa: E402
 
 logger = logging.getLogger("dashboard_screenshots")
 
+#: A trial as ``trial_status()`` reports one, for the trial page's picture (a real trial needs trained models).
+SAMPLE_TRIAL = {
+    "trial_id": 4,
+    "candidate_version": 13,
+    "active_version": 12,
+    "status": "running",
+    "started_at": "2026-11-30T09:12:44+00:00",
+    "share": 0.5,
+    "max_searches": 5000,
+    "alpha": 0.05,
+    "searches": 1874,
+    "wins": 412,
+    "losses": 356,
+    "ties": 1106,
+    "statistic": 2.02,
+    "decision": "continue",
+}
+
+
+class SampleTrialLoop(EmbedLoop):
+    """The generated store, with :data:`SAMPLE_TRIAL` running."""
+
+    def trial_status(self) -> dict | None:
+        return dict(SAMPLE_TRIAL)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -39,7 +64,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     root = storage()
     settings = Settings(storage_path=root, embedding_model="all-MiniLM-L6-v2", show_progress=False, api_token="demo")
-    with EmbedLoop(settings, encoder=HashingEncoder()) as loop:
+    with SampleTrialLoop(settings, encoder=HashingEncoder()) as loop:
         logger.info("generated %s", populate(loop, selections_wanted=args.selections, versions=args.versions))
         server = ServerThread(create_app(loop, settings))
         driver = chromium(args.width, 900)

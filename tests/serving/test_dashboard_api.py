@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from embedloop.errors import InvalidInputError
 from embedloop.serving.dashboard import PAGES, static_dir
 from embedloop.serving.http import create_app, dashboard_url
-from embedloop.training.runs import finish_run, start_run
+from embedloop.store.runs import finish_run, start_run
 
 REPO = Path(__file__).resolve().parents[2]
 

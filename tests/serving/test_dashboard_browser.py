@@ -183,7 +183,7 @@ def test_rollback_is_refused_without_the_token_and_done_with_it(server, page):
 
 
 class TrialLoop(EmbedLoop):
-    """A loop reporting a running trial the way ``status()["trial"]`` does (the trials work provides the real one)."""
+    """A loop with a running trial as ``trial_status()`` reports one (no training needed to start it)."""
 
     trial: dict | None = {
         "candidate_version": 3,
@@ -195,12 +195,23 @@ class TrialLoop(EmbedLoop):
         "decision": "continue",
     }
 
-    def status(self):
-        return {**super().status(), "trial": dict(self.trial) if self.trial else None}
+    def trial_status(self):
+        return dict(self.trial) if self.trial else None
 
-    def stop_trial(self):
+    def trials(self, limit: int = 20):
+        past = {"id": 1, "candidate_version": 2, "active_version": 1, "status": "rejected", "reason": HOSTILE}
+        return [
+            {
+                **past,
+                "started_at": "2026-11-30T10:00:00+00:00",
+                "decided_at": None,
+                "outcome": {"wins": 3, "losses": 9, "ties": 4},
+            }
+        ]
+
+    def stop_trial(self, reason: str = "stopped by an operator"):
         TrialLoop.trial = None
-        return {"stopped": True}
+        return {"stopped": True, "reason": reason}
 
 
 @pytest.fixture(scope="module")
@@ -227,6 +238,8 @@ def test_trial_page_shows_the_running_trial_and_stop_needs_the_token(trial_serve
         assert field(browser, f"trial-{key}") == f"{trial[key]:,}"
     assert field(browser, "trial-statistic") == f"{trial['statistic']:.3f}"
     assert field(browser, "trial-decision") == trial["decision"]
+    (past,) = browser.find_elements("css selector", "tr[data-trial]")
+    assert HOSTILE in past.text and "3 / 9 / 4" in past.text  # a stored reason is text too
 
     from selenium.webdriver.support.ui import WebDriverWait
 

@@ -9,9 +9,9 @@ from sqlalchemy import update
 
 from embedloop.errors import InvalidInputError
 from embedloop.store import FeedbackStore
+from embedloop.store.runs import finish_run, start_run
 from embedloop.store.schema import searches, selections, training_runs
 from embedloop.store.stats import check_count, feedback_timeline, runs_page
-from embedloop.training.runs import finish_run, start_run
 from embedloop.types import FeedbackEvent, Item
 
 HOSTILE = "<script>alert(1)</script>"

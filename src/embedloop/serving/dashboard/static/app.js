@@ -209,7 +209,7 @@
             "Checks every " + fmtNum(status.check_interval_seconds) + " s.", "next_check", true),
           card("Training lock", lock ? lock.owner : "free", lock ? "lease until " + fmtTime(lock.expires_at) + " UTC" : "No cycle is running.", "lock", true),
           card("Trial", trial ? "v" + trial.candidate_version + " on trial" : "no trial running",
-            trial ? "wins " + trial.wins + " · losses " + trial.losses + " · ties " + trial.ties : null, "trial", true),
+            trial ? "wins " + fmtNum(trial.wins) + " · losses " + fmtNum(trial.losses) + " · ties " + fmtNum(trial.ties) : null, "trial", true),
           card("Total feedback", fmtNum(status.total_feedback), fmtNum(status.items) + " catalog items", "total_feedback"),
         ]),
         panel("Last cycle", last ? el("dl", { class: "kv" }, [
@@ -389,15 +389,33 @@
     });
   };
 
+  function trialHistory(res) {
+    if (!res.ok || !res.data || !Array.isArray(res.data.history) || !res.data.history.length) return null;
+    var rows = res.data.history.map(function (t) {
+      var o = (t.outcome && typeof t.outcome === "object") ? t.outcome : {};
+      return el("tr", { "data-trial": t.id }, [
+        el("td", { class: "num" }, "#" + t.id),
+        el("td", { class: "num" }, "v" + t.candidate_version + " vs v" + t.active_version),
+        el("td", null, badge(t.status)),
+        el("td", { class: "mono" }, fmtTime(t.started_at)),
+        el("td", { class: "mono" }, fmtTime(t.decided_at)),
+        el("td", { class: "num" }, o.wins !== undefined ? fmtNum(o.wins) + " / " + fmtNum(o.losses) + " / " + fmtNum(o.ties) : "–"),
+        el("td", null, t.reason ? el("span", { class: "text" }, t.reason) : el("span", { class: "muted" }, "–")),
+      ]);
+    });
+    return panel("Recent trials", table(["Trial", "Candidate", "Status", "Started (UTC)", "Decided (UTC)", "Wins / losses / ties", "Reason"], rows, [0, 1, 5]));
+  }
+
   pages.trial = function () {
-    return api("/status").then(function (res) {
-      var status = need(res, "GET /status");
+    return Promise.all([api("/status"), api("/trial")]).then(function (res) {
+      var status = need(res[0], "GET /status");
       var trial = status.trial;
+      var history = trialHistory(res[1]);
       append(app, [el("h1", null, "Trial"), el("p", { class: "subtitle" },
         "A candidate on trial is interleaved with the active model and credited by the users' selections.")]);
       if (!trial) {
-        append(app, panel("Current trial", empty(status.trial === undefined
-          ? "no trial running (this server does not report trials)" : "no trial running")));
+        append(app, [panel("Current trial", empty(status.trial === undefined
+          ? "no trial running (this server does not report trials)" : "no trial running")), history]);
         return;
       }
       var stop = el("button", { class: "danger", id: "trial-stop", onclick: function () {
@@ -424,6 +442,7 @@
         panel("Details", extra.length ? el("dl", { class: "kv" }, extra.map(function (k) {
           return [el("dt", null, k), el("dd", null, String(trial[k]))];
         })) : el("p", { class: "muted" }, "Refreshes every 5 seconds."), stop),
+        history,
       ]);
       timer = setTimeout(render, 5000);
     });
