@@ -472,8 +472,8 @@
         var list = el("ul", { class: "candidates" }, (q.candidates || []).map(function (c) {
           var box = el("input", { type: "checkbox", value: c.item_id, "aria-label": "relevant" });
           boxes.push(box);
-          return el("li", null, [box, el("span", { class: "mono" }, c.item_id), el("span", { class: "text" }, c.text),
-            el("span", { class: "muted" }, fmtNum(c.score, 3))]);
+          return el("li", null, el("label", null, [box, " ", el("span", { class: "mono" }, c.item_id), " ",
+            el("span", { class: "text" }, c.text), " ", el("span", { class: "muted" }, fmtNum(c.score, 3))]));
         }));
         var submit = el("button", { class: "primary", onclick: function () {
           var chosen = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
@@ -485,7 +485,8 @@
             flash("error", "Answer refused (" + r.status + "): " + errorText(r));
           });
         } }, "Submit answer");
-        return panel(q.query, [el("p", { class: "muted" }, q.reason || ""), list,
+        var why = el("p", null, el("span", { class: "badge" }, String(q.reason || "").replace(/_/g, " ")));
+        return panel(q.query, [why, list,
           el("p", { class: "muted" }, "Tick the relevant items; the others are recorded as not relevant.")], submit);
       }));
     });
