@@ -31,6 +31,8 @@ TOOLS = {
     "fine_tune_embeddings",
     "list_model_versions",
     "rollback_model",
+    "get_trial",
+    "stop_trial",
 }
 
 
