@@ -28,12 +28,13 @@ $(STAMP): requirements.txt pyproject.toml
 demo: venv
 	$(PY) -m embedloop.demo --storage ./demo_data
 
-## test: lint (ruff), type-check (mypy), start a local PostgreSQL, then the whole test suite
-## (store tests run on SQLite and on PostgreSQL).
+## test: lint (ruff), type-check (mypy), start a local PostgreSQL, install headless Chromium for the
+## dashboard's browser tests, then the whole test suite (store tests run on SQLite and on PostgreSQL).
 test: venv
 	$(VENV)/bin/ruff check src tests bench scripts
 	$(VENV)/bin/mypy src/embedloop
-	EMBEDLOOP_TEST_PG_URL="$$(scripts/start_postgres.sh | tail -n 1)" $(VENV)/bin/python -m pytest -q
+	scripts/install_browser.sh >/dev/null
+	EMBEDLOOP_REQUIRE_BROWSER=1 EMBEDLOOP_TEST_PG_URL="$$(scripts/start_postgres.sh | tail -n 1)" $(VENV)/bin/python -m pytest -q
 
 test-fast: venv
 	$(VENV)/bin/python -m pytest -q -m "not slow"

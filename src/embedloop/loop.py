@@ -434,6 +434,18 @@ class EmbedLoop:
         """Counts of items, searches, impressions, selections, and the selection rate."""
         return self.store.stats()
 
+    def runs(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Training runs newest first, one page: ``{"runs": [...], "total", "limit", "offset"}``."""
+        from embedloop.store.stats import MAX_PAGE, check_count, runs_page
+
+        return runs_page(self.store, check_count(limit, "limit", 1, MAX_PAGE), check_count(offset, "offset", 0, 10**12))
+
+    def feedback_timeline(self, days: int = 30) -> dict[str, Any]:
+        """Searches, selections and click-through per UTC day; top unselected queries and selected items."""
+        from embedloop.store.stats import MAX_DAYS, check_count, feedback_timeline
+
+        return feedback_timeline(self.store, check_count(days, "days", 1, MAX_DAYS))
+
     def export_feedback(self, destination: str | Path | IO[str]) -> int:
         """Write feedback as JSON lines (one per search with selections); returns the count."""
         if isinstance(destination, str | Path):

@@ -40,8 +40,12 @@ def serve(
     if as_mcp:
         _mcp(state, "http", host, port or 8765, insecure, not no_scheduler)
         return
+    from embedloop.serving.common import check_bind
+    from embedloop.serving.http import dashboard_url
     from embedloop.serving.http import serve as serve_http
 
+    check_bind(host, insecure)  # refuse a bad bind before announcing an address
+    click.echo(f"embedloop: dashboard at {dashboard_url(host, port or 8000)}", err=True)
     serve_http(
         state.settings(),
         host=host,

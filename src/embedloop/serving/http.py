@@ -16,6 +16,9 @@ endpoint                   Python API              token
 ``POST /models/rollback``  ``rollback``            admin
 ``POST /catalog/items``    ``add_items``           admin
 ``DELETE /catalog/items``  ``delete_items``        admin
+``GET /runs``              ``runs``                -
+``GET /feedback/timeline`` ``feedback_timeline``   -
+``GET /dashboard``         operator pages          - [#]_
 ``GET /health``            liveness                -
 ``GET /ready``             readiness (database)    -
 ``GET /review/queue``      ``review_queue``        feedback
@@ -25,6 +28,7 @@ endpoint                   Python API              token
 =========================  ======================  ==============
 
 .. [#] Only when ``EMBEDLOOP_FEEDBACK_TOKEN`` is set; the admin token works too.
+.. [#] Read-only pages over these endpoints; their admin buttons send the admin token.
 
 Admin endpoints need ``Authorization: Bearer <EMBEDLOOP_API_TOKEN>``. With no
 API token configured they answer 403, unless the server was started with
@@ -38,7 +42,7 @@ import logging
 import secrets
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -50,6 +54,7 @@ from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
 from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.serving.dashboard import install_dashboard
 from embedloop.serving.review_routes import review_router
 from embedloop.settings import Settings
 from embedloop.skills.agent import status_report
@@ -300,6 +305,21 @@ def create_app(
         """Delete items by id (all or nothing; unknown ids refuse the request)."""
         return loop.delete_items(body.ids)
 
+    @app.get("/runs", tags=["fine-tuning"])
+    def runs(
+        limit: Annotated[int, Query(ge=1, le=500, description="Runs per page.")] = 50,
+        offset: Annotated[int, Query(ge=0, le=10**12, description="Runs to skip (newest first).")] = 0,
+    ) -> dict[str, Any]:
+        """Training runs newest first (feedback window, outcome, metrics, reasons, timings), one page."""
+        return loop.runs(limit, offset)
+
+    @app.get("/feedback/timeline", tags=["feedback"])
+    def feedback_timeline(
+        days: Annotated[int, Query(ge=1, le=366, description="Days back from today (UTC).")] = 30,
+    ) -> dict[str, Any]:
+        """Searches, selections and click-through per day; top unselected queries and selected items."""
+        return loop.feedback_timeline(days)
+
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
         """Liveness: the process answers."""
@@ -316,6 +336,7 @@ def create_app(
             return JSONResponse(error_body("NotReady", f"Not ready: {exc}"), 503)
         return {"status": "ready", "active_version": version, "items": items}
 
+    install_dashboard(app)
     return app
 
 
@@ -337,6 +358,7 @@ def serve(
     app = create_app(loop, settings, insecure=insecure, scheduler=scheduler)
     if scheduler is not None:
         scheduler.start()
+    logger.info("Dashboard at %s", dashboard_url(host, port))
     try:
         run_uvicorn(app, host, port, log_level)
     finally:
@@ -344,6 +366,14 @@ def serve(
             logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")
         loop.close()
         logger.info("embedloop HTTP server stopped.")
+
+
+def dashboard_url(host: str, port: int) -> str:
+    """The dashboard's address for a server bound to ``host``:``port``."""
+    shown = (
+        "127.0.0.1" if host in ("0.0.0.0", "") else f"[{host}]" if ":" in host and not host.startswith("[") else host
+    )
+    return f"http://{shown}:{port}/dashboard"
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,6 +61,10 @@ def open_engine(url: str) -> Engine:
     return engine
 
 
+#: Execution option for a connection that only reads (SQLite: a deferred ``BEGIN``, no write lock).
+READ_ONLY = "embedloop_read_only"
+
+
 def _configure_sqlite(engine: Engine) -> None:
     """WAL, a generous busy timeout, and write transactions that lock up front.
 
@@ -81,7 +85,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # Long read-only reports (store/stats.py) ask for a plain BEGIN: they must not queue writers.
+        conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(READ_ONLY) else "BEGIN IMMEDIATE")
 
 
 def alembic_config() -> Config:
