@@ -25,6 +25,7 @@ from embedloop.registry import ModelRegistry
 from embedloop.search.searcher import Searcher, ServingState
 from embedloop.settings import Settings
 from embedloop.store import FeedbackStore
+from embedloop.store.locks import switch_lock
 from embedloop.training.services import Services
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
 from embedloop.validation import check_id, check_id_list, check_k, check_text
@@ -79,6 +80,7 @@ class EmbedLoop:
         )
         self._check_base_model()
         self.registry.register_base(self.settings.embedding_model)
+        self._recover()
         self._active_stamp = -1
         self._trial: dict[str, Any] | None = None  # the open trial as last read from the store
         self._trial_rng = random.Random()
@@ -106,6 +108,17 @@ class EmbedLoop:
                 f"was built with {recorded!r}. Use a new LEARNING_STORAGE_PATH for another base model, "
                 f"or set EMBEDDING_MODEL={recorded!r}."
             )
+
+    def _recover(self) -> None:
+        """Finish or undo what a process killed mid-promotion left (the ``ACTIVE`` pointer decides)."""
+        from embedloop.store.runs import close_orphaned_runs
+
+        self.registry.recover()
+        active = self.registry.active_version()
+        run_id = self.registry.manifest(active).get("run_id") if active is not None else None
+        closed = close_orphaned_runs(self.store, active_version=active, active_run_id=run_id)
+        if closed:
+            logger.warning("Closed training runs %s left running by a trainer that stopped.", closed)
 
     # ---------------------------------------------------------------- models
     def base_model_path(self) -> Path:
@@ -548,6 +561,7 @@ class EmbedLoop:
     def status(self) -> dict[str, Any]:
         """The spec's status dict plus what an operator needs to see."""
         from embedloop.feedback.persistence import review_counts
+        from embedloop.store.locks import holder as lock_holder
         from embedloop.store.runs import last_run
 
         since = self._last_trained_seq()
@@ -570,6 +584,7 @@ class EmbedLoop:
             "check_interval_seconds": self.settings.check_interval_seconds,
             "trials": self.settings.trials,
             "trial": trial,
+            "training_lock": lock_holder(self.store),
             "review": review_counts(self.store),  # issue 13
         }
 
@@ -658,6 +673,10 @@ class EmbedLoop:
         trial = open_trial(self.store)
         if trial is not None and trial["status"] == RUNNING:
             self.stop_trial("ended by a rollback")
+        with switch_lock(self.store):
+            return self._rollback(version)
+
+    def _rollback(self, version: int | None) -> dict[str, Any]:
         active = self.active_version
         if version is None:
             candidates = [
@@ -689,6 +708,14 @@ class EmbedLoop:
         """
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise InvalidInputError(f"keep must be an integer >= 1, got {keep!r}.", field="keep")
+        with switch_lock(self.store):
+            return self._prune(keep)
+
+    def _prune(self, keep: int) -> dict[str, Any]:
+        from embedloop.store.trials import open_trial
+
+        trial = open_trial(self.store)
+        on_trial = {int(trial["candidate_version"])} if trial is not None else set()
         active = self.active_version
         trained = [m["version"] for m in self.registry.manifests() if m["version"] != 0]
         ordered = ([active] if active in trained else []) + [v for v in trained if v != active]
@@ -696,7 +723,7 @@ class EmbedLoop:
         needed = set().union(*(self.registry.dependencies(v) for v in kept)) if kept else set()
         removed = []
         for version in ordered:
-            if version in kept or version in needed:
+            if version in kept or version in needed or version in on_trial:
                 continue
             self.registry.remove(version)
             shutil.rmtree(self.searcher.index_dir(version), ignore_errors=True)

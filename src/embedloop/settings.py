@@ -120,7 +120,7 @@ class Settings:
     min_train_examples: int = 10
     domain_examples_path: Path | None = None
     #: Lease length of the single-flight training lock; a crashed trainer's lock expires after it.
-    lock_ttl_seconds: float = 300.0
+    lock_ttl_seconds: float = 30.0
     max_seq_length: int = 128
 
     # Serving.

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from typing import Any
+
 import click
 
 from embedloop.cli.context import CliState, LoopCommand, pass_state
@@ -51,6 +54,10 @@ def status(state: CliState) -> None:
     state.emit(data, key_values(data))
 
 
+def _interrupt(signum: int, _frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 @click.command(cls=LoopCommand, short_help="Train, gate and promote a new model version.")
 @click.option(
     "--force",
@@ -68,7 +75,11 @@ def finetune(ctx: click.Context, state: CliState, force: bool) -> None:
     to it only if it passes the gate. Exits 0 when the candidate was
     promoted or rejected or the cycle was skipped, and 1 when it failed.
     """
-    result = state.loop.fine_tune(force=force)
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the cycle closes its run, the lock is freed
+    try:
+        result = state.loop.fine_tune(force=force)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     version = result.get("version")
     lines = [
         f"status:  {result.get('status')}",

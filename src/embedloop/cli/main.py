@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from embedloop import __version__
-from embedloop.cli import bench, catalog, core, feedback, models, review, serve
+from embedloop.cli import bench, catalog, core, feedback, lock, models, review, serve
 from embedloop.cli.context import CliState
 from embedloop.errors import EmbedLoopError
 
@@ -126,6 +126,7 @@ cli.add_command(serve.serve)
 cli.add_command(serve.mcp)
 cli.add_command(bench.bench)
 cli.add_command(review.review)
+cli.add_command(lock.lock)
 for command in core.COMMANDS:
     cli.add_command(command)
 

@@ -45,6 +45,16 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         fh.flush()
         os.fsync(fh.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)  # the rename itself survives a crash
+
+
+def fsync_dir(folder: Path) -> None:
+    """Flush a directory entry so a rename in it survives a crash."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def atomic_write_json(path: Path, payload: Any) -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from embedloop.errors import ModelIntegrityError, NotFoundError
-from embedloop.index.faiss_index import atomic_write_json
+from embedloop.index.faiss_index import atomic_write_json, fsync_dir
 
 logger = logging.getLogger(__name__)
 
@@ -241,11 +241,52 @@ class ModelRegistry:
             logger.warning("Cleaned up versions %s left by an interrupted cycle", sorted(cleaned))
         return cleaned
 
+    def recover(self) -> list[str]:
+        """Repair what a process killed mid-promotion left: statuses that disagree with the pointer, temp files.
+
+        The ``ACTIVE`` pointer is the commit point of a promotion, so it decides: the version it names is
+        marked active, any other version marked active is retired. Temporary files of dead writers are
+        removed. Returns what was repaired (empty when nothing was).
+        """
+        repaired = []
+        active = self.active_version()
+        for tmp in [*self.root.glob(".*.tmp"), *self.root.glob("v*/.*.tmp")]:
+            pid = _pid_of_tmp(tmp.name)
+            if pid is not None and pid != os.getpid() and not _pid_alive(pid):
+                tmp.unlink(missing_ok=True)
+                repaired.append(f"removed {tmp.relative_to(self.root)}")
+        for manifest in self.manifests():
+            version, status = manifest["version"], manifest.get("status")
+            if version == active and status != "active":
+                self.update(version, status="active", activated=manifest.get("activated") or _now())
+                repaired.append(f"v{version} marked active (the pointer names it)")
+            elif version != active and status == "active":
+                self.update(version, status="retired")
+                repaired.append(f"v{version} marked retired (the pointer names v{active})")
+        if repaired:
+            logger.warning("Recovered an interrupted promotion: %s", "; ".join(repaired))
+        return repaired
+
     @staticmethod
     def fsync_dir(folder: Path) -> None:
         """Flush a directory entry so a rename survives a crash."""
-        fd = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_dir(folder)
+
+
+def _pid_of_tmp(name: str) -> int | None:
+    """The writer's pid in a temp file name ``.<file>.<pid>.<thread>.tmp``."""
+    parts = name.split(".")
+    try:
+        return int(parts[-3])
+    except (IndexError, ValueError):
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -25,6 +25,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,8 +44,12 @@ logger = logging.getLogger(__name__)
 
 #: Name of the lock every fine-tuning cycle holds.
 TRAINING_LOCK = "training"
-#: Default lease length. The holder renews it every third of this while alive.
-DEFAULT_TTL_SECONDS = 300.0
+#: Default lease length. The holder renews it every third of this while alive (a heartbeat), so a holder
+#: that died on another host blocks others for at most this long; on this host, at once (its pid is gone).
+DEFAULT_TTL_SECONDS = 30.0
+#: The lock held around every switch of the active version (promotion, rollback, prune).
+SWITCH_LOCK = "switch"
+SWITCH_TTL_SECONDS = 60.0
 
 
 def default_owner(role: str = "trainer") -> str:
@@ -84,12 +89,95 @@ def acquire(store: FeedbackStore, name: str, owner: str, ttl_seconds: float) -> 
             ).rowcount
             if taken:
                 return True
-            if conn.scalar(select(locks.c.name).where(locks.c.name == name)) is not None:
-                return False
+            current = conn.scalar(select(locks.c.owner).where(locks.c.name == name))
+            if current is not None:
+                if not holder_is_dead(current):
+                    return False
+                # the holder was a process on this host that no longer exists: its lease is void now
+                taken = conn.execute(
+                    update(locks).where(locks.c.name == name, locks.c.owner == current).values(**values)
+                ).rowcount
+                if taken:
+                    logger.warning("Took over the %r lock from %s, a process that no longer exists.", name, current)
+                return bool(taken)
             conn.execute(insert(locks).values(name=name, **values))
             return True
     except IntegrityError:  # another process inserted the row first (PostgreSQL)
         return False
+
+
+def holder_is_dead(owner: str) -> bool:
+    """Whether ``owner`` (``role@host:pid:suffix``) names a process on this host that no longer runs.
+
+    Holders on other hosts cannot be checked from here: their lease (short, renewed every third of it)
+    ends on its own.
+    """
+    _role, _, rest = owner.partition("@")
+    host, _, tail = rest.partition(":")
+    pid_text = tail.split(":", 1)[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def break_lock(store: FeedbackStore, name: str = TRAINING_LOCK) -> dict[str, Any] | None:
+    """Remove lock ``name`` whoever holds it (an operator's last resort); returns the lease that was removed."""
+    info = holder(store, name)
+    if info is not None:
+        with store.engine.begin() as conn:
+            conn.execute(delete(locks).where(locks.c.name == name, locks.c.owner == info["owner"]))
+        logger.warning("The %r lock held by %s was broken by an operator.", name, info["owner"])
+    return info
+
+
+class LockLostError(TrainingInProgressError):
+    """This process's lease was taken over: it must not take irreversible steps any more."""
+
+
+def fence(lease: Lease | None) -> None:
+    """Raise :class:`LockLostError` unless ``lease`` is still held (call before every irreversible step)."""
+    if lease is None:
+        return
+    if lease.lost.is_set() or not renew(lease.store, lease.name, lease.owner, lease.ttl_seconds):
+        lease.lost.set()
+        raise LockLostError(
+            f"The {lease.name!r} lock held by {lease.owner} was lost (its lease expired and was taken over); "
+            "this cycle stops before changing anything. The next cycle starts over."
+        )
+
+
+@contextmanager
+def switch_lock(store: FeedbackStore, wait_seconds: float = 30.0) -> Iterator[Lease]:
+    """Hold the short ``switch`` lock: promotions, rollbacks and prunes never interleave.
+
+    Waits up to ``wait_seconds`` for another switch to finish, then raises
+    :class:`~embedloop.errors.TrainingInProgressError`.
+    """
+    owner = default_owner("switch")
+    deadline = time.monotonic() + wait_seconds
+    while not acquire(store, SWITCH_LOCK, owner, SWITCH_TTL_SECONDS):
+        if time.monotonic() >= deadline:
+            info = holder(store, SWITCH_LOCK) or {}
+            raise TrainingInProgressError(
+                f"Another model switch is in progress (held by {info.get('owner')}); try again in a moment."
+            )
+        time.sleep(0.05)
+    try:
+        yield Lease(store, SWITCH_LOCK, owner, SWITCH_TTL_SECONDS)
+    finally:
+        try:
+            release(store, SWITCH_LOCK, owner)
+        except Exception as exc:
+            logger.error("Could not release the switch lock (%s); it expires on its own.", exc)
 
 
 def renew(store: FeedbackStore, name: str, owner: str, ttl_seconds: float) -> bool:

@@ -78,3 +78,42 @@ def last_trained_seq(store: FeedbackStore) -> int:
             .limit(1)
         )
     return int(value or 0)
+
+
+def close_orphaned_runs(store: FeedbackStore, *, active_version: int | None, active_run_id: int | None) -> list[int]:
+    """Close runs left ``running`` by a trainer that died; returns their ids.
+
+    Only when no live process holds the training lock (a running cycle's run is left alone). A run whose
+    version is the active one was promoted before its trainer died: it is closed ``promoted``, so its
+    feedback window counts as used; any other is closed ``failed`` with the reason.
+    """
+    from embedloop.store.locks import TRAINING_LOCK, holder, holder_is_dead
+
+    lock = holder(store, TRAINING_LOCK)
+    if lock is not None and not lock["expired"] and not holder_is_dead(lock["owner"]):
+        return []
+    closed = []
+    with store.engine.begin() as conn:
+        rows = conn.execute(
+            select(training_runs.c.id, training_runs.c.version).where(training_runs.c.status == "running")
+        )
+        for run_id, version in rows.all():
+            stood = (version is not None and version == active_version) or run_id == active_run_id
+            status, reason = (
+                ("promoted", "its trainer stopped after the switch; the promotion stands (closed on recovery)")
+                if stood
+                else ("failed", "interrupted: its trainer stopped before the cycle finished (closed on recovery)")
+            )
+            conn.execute(
+                update(training_runs)
+                .where(training_runs.c.id == run_id, training_runs.c.status == "running")
+                .values(status=status, reasons=[reason], finished_at=now(), version=version)
+            )
+            closed.append(int(run_id))
+    return closed
+
+
+def set_run_version(store: FeedbackStore, run_id: int, version: int) -> None:
+    """Record the version a running cycle is producing (recovery needs it if the trainer dies)."""
+    with store.engine.begin() as conn:
+        conn.execute(update(training_runs).where(training_runs.c.id == run_id).values(version=version))

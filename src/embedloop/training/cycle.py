@@ -35,8 +35,8 @@ from embedloop.models.query_side import adapter_encoder, query_model_encoder
 from embedloop.registry.registry import folder_checksum
 from embedloop.search.searcher import ServingState
 from embedloop.settings import Settings, TrainingMode
-from embedloop.store.locks import training_lock
-from embedloop.store.runs import finish_run, last_trained_seq, start_run
+from embedloop.store.locks import Lease, fence, switch_lock, training_lock
+from embedloop.store.runs import finish_run, last_trained_seq, set_run_version, start_run
 from embedloop.store.trials import open_trial
 from embedloop.training.examples import (
     TrainingExample,
@@ -108,7 +108,7 @@ def holdout_evaluators(
 
 def run_cycle(sv: Services, force: bool = False) -> dict[str, Any]:
     """Run one cycle under the single-flight training lock; a running trial makes it ``skipped``."""
-    with training_lock(sv.store, ttl_seconds=sv.settings.lock_ttl_seconds):
+    with training_lock(sv.store, ttl_seconds=sv.settings.lock_ttl_seconds) as lease:
         trial = open_trial(sv.store)
         if trial is not None:
             return _result(
@@ -120,7 +120,7 @@ def run_cycle(sv: Services, force: bool = False) -> dict[str, Any]:
                 trial=trial["id"],
             )
         sv.registry.discard_interrupted(sv.registry.active_version())
-        return _cycle(sv, force)
+        return _cycle(sv, force, lease)
 
 
 @dataclass
@@ -280,7 +280,7 @@ def judge(s: Settings, metrics: dict[str, dict[str, float]]) -> list[str]:
     )
 
 
-def _cycle(sv: Services, force: bool) -> dict[str, Any]:
+def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, Any]:
     s, store = sv.settings, sv.store
     window = gather_feedback(sv, force)
     if not isinstance(window, Window):
@@ -308,6 +308,7 @@ def _cycle(sv: Services, force: bool) -> dict[str, Any]:
         tick = time.perf_counter()
         candidate = train(sv, state, examples, texts, held.texts)
         version = candidate.version
+        set_run_version(store, run_id, version)
         timings["train_seconds"] = round(time.perf_counter() - tick, 3)
         tick = time.perf_counter()
         metrics = score(sv, state, held, candidate, timings)
@@ -327,6 +328,7 @@ def _cycle(sv: Services, force: bool) -> dict[str, Any]:
             logger.info("Candidate v%d stopped by the pre-check: %s", version, "; ".join(reasons))
         elif s.trials:
             tick = time.perf_counter()
+            fence(lease)  # a cycle that lost its lock changes nothing
             trial_id = begin_trial(sv, state, candidate, manifest, held, run_id)
             timings["trial_setup_seconds"] = round(time.perf_counter() - tick, 3)
             status = "trial"
@@ -337,7 +339,10 @@ def _cycle(sv: Services, force: bool) -> dict[str, Any]:
             extra["trial"] = trial_id
         else:
             tick = time.perf_counter()
-            promote(sv, candidate_state(sv, state, candidate, held), manifest)
+            fresh = candidate_state(sv, state, candidate, held)
+            with switch_lock(sv.store):
+                fence(lease)  # a cycle that lost its lock changes nothing
+                promote(sv, fresh, manifest)
             timings["promote_seconds"] = round(time.perf_counter() - tick, 3)
             status = "promoted"
             reasons = [
@@ -354,16 +359,21 @@ def _cycle(sv: Services, force: bool) -> dict[str, Any]:
             reasons=reasons,
         )
         return _result(status, reasons, version=version, metrics=metrics, timings=timings, **extra)
-    except Exception as exc:  # the active version must survive anything a cycle does
-        logger.exception("Fine-tuning cycle failed")
+    except BaseException as exc:  # the active version must survive anything a cycle does, SIGINT/SIGTERM included
+        if isinstance(exc, Exception):
+            logger.exception("Fine-tuning cycle failed")
+        else:
+            logger.warning("Fine-tuning cycle interrupted (%s); closing its run.", type(exc).__name__)
         if version is not None and sv.registry.active_version() != version:
             if sv.registry.exists(version):
                 sv.registry.update(version, status="failed", failure=str(exc))
             shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
             shutil.rmtree(sv.searcher.index_dir(version), ignore_errors=True)
             sv.registry.discard_folder(version)
-        reasons = [f"{type(exc).__name__}: {exc}"]
+        reasons = [f"{type(exc).__name__}: {exc}" if str(exc) else f"interrupted ({type(exc).__name__})"]
         finish_run(store, run_id, status="failed", version=version, reasons=reasons)
+        if not isinstance(exc, Exception):
+            raise
         return _result("failed", reasons, version=version, timings=timings)
 
 

@@ -28,6 +28,7 @@ from embedloop.evaluation.trial_test import SequentialTest, TrialEvidence, Verdi
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.search.searcher import ServingState
 from embedloop.settings import TrainingMode
+from embedloop.store.locks import switch_lock
 from embedloop.store.runs import update_run
 from embedloop.store.trials import (
     PROMOTED,
@@ -191,7 +192,8 @@ def _complete_promotion(sv: Services, trial: dict[str, Any]) -> None:
         doc_generation = int(sv.registry.manifest(version).get("doc_generation", version))
         candidate = sv.searcher.build_state(version, encoder, doc_generation)
     if state is None or state.version != version or sv.registry.active_version() != version:
-        sv.activate_state(candidate)
+        with switch_lock(sv.store):
+            sv.activate_state(candidate)
     sv.serve_candidate(None)
     if finish(sv.store, int(trial["id"]), frm=PROMOTING, to=PROMOTED):
         reason = f"trial {trial['id']}: {trial.get('reason') or 'users preferred the candidate'}"
