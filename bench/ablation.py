@@ -4,7 +4,8 @@
 gone before anyone can ask whether the gate was right. This script answers the questions behind the
 defaults: for the *same* feedback (one round of simulated users through the public API), it runs the
 product's own cycle once per setting — each on a copy of the storage, so every setting sees identical
-feedback — with the gate's verdict recorded but the candidate promoted anyway, then scores it on dev.
+feedback — with the pre-check's verdict (and the held-out gate's, trials off) recorded but the candidate promoted
+anyway, then scores it on dev.
 Each row reports the gate's decision, whether that decision was right (did dev NDCG@10 rise?), the dev
 metrics, gain recovered against one oracle (default settings, same budget), and the cycle time.
 
@@ -73,28 +74,31 @@ def run_config(settings: Any, changes: dict[str, str], feedback_storage: Path, d
     shutil.rmtree(storage)
     shutil.copytree(feedback_storage, storage)
     verdict: dict[str, Any] = {}
-    real_gate = cycle.gate
+    real_judge = cycle.judge
 
-    def recording_gate(active: dict[str, float], candidate: dict[str, float], **kw: Any) -> list[str]:
-        verdict["reasons"] = real_gate(active, candidate, **kw)
+    def recording_judge(s: Any, metrics: dict[str, dict[str, float]]) -> list[str]:
+        # what the pre-check (trials on) and the held-out gate alone (trials off) would say; then force it through
+        verdict["reasons"] = real_judge(s.replace(trials=True), metrics)
+        verdict["gate_alone"] = real_judge(s.replace(trials=False), metrics)
         return []
 
-    cycle.gate = recording_gate  # type: ignore[assignment]
+    cycle.judge = recording_judge  # type: ignore[assignment]
     try:
-        loop = EmbedLoop(settings.replace(storage_path=storage, **changes))
+        loop = EmbedLoop(settings.replace(storage_path=storage, trials=False, **changes))
         tick = time.perf_counter()
         result = loop.fine_tune(force=True)
         seconds = time.perf_counter() - tick
         dev = evaluate_active(loop, data, split) if result["status"] == "promoted" else None
         loop.close()
     finally:
-        cycle.gate = real_gate  # type: ignore[assignment]
+        cycle.judge = real_judge  # type: ignore[assignment]
         shutil.rmtree(storage, ignore_errors=True)
     reasons = verdict.get("reasons", result.get("reasons", []))
     return {
         "changes": changes,
         "status": result["status"],
         "gate": "promote" if result["status"] == "promoted" and not reasons else "reject",
+        "gate_alone_reasons": verdict.get("gate_alone", []),
         "gate_reasons": reasons,
         "gate_metrics": result.get("metrics", {}),
         "train_examples": result.get("train_examples"),
