@@ -41,6 +41,8 @@ def test_feedback_quality_tiny_run(tmp_path: Path) -> None:
         "min_holdout_queries=2",
         "--seed",
         "3",
+        "--trial-cap",
+        "300",
         "--out",
         str(out),
     ]
@@ -57,7 +59,11 @@ def test_feedback_quality_tiny_run(tmp_path: Path) -> None:
         assert 0.0 <= results["oracle"]["dev"][metric] <= 1.0
     assert len(results["cycles"]) == 1
     cycle = results["cycles"][0]
-    assert cycle["status"] in ("promoted", "rejected", "skipped")
+    assert cycle["status"] in ("promoted", "trial", "rejected", "skipped")
+    if cycle["status"] == "trial":  # the users' traffic decided it (or the benchmark's cap stopped it)
+        assert cycle["trial"]["status"] in ("promoted", "rejected", "stopped")
+        assert cycle["trial"]["sessions"] <= 300 and cycle["candidate_dev"] is not None
+    assert "judge" in results and "judge_accuracy" in results["headline"]
     assert cycle["simulation"]["sessions"] == 40 and cycle["simulation"]["selections"] > 0
     headline = results["headline"]
     for key in ("gain_recovered", "cycles_promoted", "cycles_rejected", "feedback_pairs"):
