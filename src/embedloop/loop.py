@@ -319,6 +319,9 @@ class EmbedLoop:
         state = self.searcher.state
         if state is not None:
             self.searcher.sync(state, save=True)
+        candidate = self.searcher.candidate  # catalog changes during a trial reach both models
+        if candidate is not None and (state is None or candidate.index is not state.index):
+            self.searcher.sync(candidate, save=True)
 
     # ---------------------------------------------------------------- search
     def search(self, query: str, k: int = 10, *, user_id: str | None = None) -> SearchResponse:

@@ -268,3 +268,15 @@ def test_the_decision_is_taken_exactly_once_across_processes(db_url: str, storag
     finally:
         first.close()
         second.close()
+
+
+def test_catalog_changes_during_a_trial_reach_both_models(trial_loop: EmbedLoop):
+    put_on_trial(trial_loop, OracleEncoder())
+    candidate = trial_loop.searcher.candidate
+    trial_loop.add_items([{"id": "NEW", "text": "brandnew zebra listing"}])
+    active_ids = {item_id for item_id, _ in trial_loop.searcher.state.items.values()}
+    candidate_ids = {item_id for item_id, _ in candidate.items.values()}
+    assert "NEW" in active_ids and "NEW" in candidate_ids
+    assert trial_loop.search("brandnew zebra listing", k=3).hits[0].item_id == "NEW"
+    trial_loop.delete_items(["NEW"])
+    assert "NEW" not in {item_id for item_id, _ in candidate.items.values()}
