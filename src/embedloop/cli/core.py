@@ -58,7 +58,7 @@ def _interrupt(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-@click.command(cls=LoopCommand, short_help="Train, gate and promote a new model version.")
+@click.command(cls=LoopCommand, short_help="Train a candidate model version and put it on trial.")
 @click.option(
     "--force",
     is_flag=True,
@@ -68,12 +68,16 @@ def _interrupt(signum: int, _frame: Any) -> None:
 @pass_state
 @click.pass_context
 def finetune(ctx: click.Context, state: CliState, force: bool) -> None:
-    """Run one fine-tuning cycle; promote the candidate only if it is better.
+    """Run one fine-tuning cycle; the candidate goes on trial, or (trials off) is promoted if better.
 
-    Trains a candidate on the feedback gathered since the last cycle (fine_tune),
-    evaluates it against the active model on held-out feedback, and switches
-    to it only if it passes the gate. Exits 0 when the candidate was
-    promoted or rejected or the cycle was skipped, and 1 when it failed.
+    Trains a candidate on the feedback gathered since the last cycle (fine_tune)
+    and pre-checks it against the active model on held-out feedback. With
+    trials on (EMBEDLOOP_TRIALS, the default) a candidate that passes is put
+    on trial: a share of searches shows both models interleaved and the users'
+    selections promote or reject it later (`embedloop models trial`). With
+    trials off, held-out feedback alone decides and promotes at once. Exits 0
+    when the candidate went on trial, was promoted or rejected, or the cycle
+    was skipped, and 1 when it failed. SIGTERM stops it like Ctrl-C.
     """
     previous = signal.signal(signal.SIGTERM, _interrupt)  # like Ctrl-C: the cycle closes its run, the lock is freed
     try:
