@@ -62,3 +62,9 @@ class TrainingInProgressError(EmbedLoopError):
     """Another process holds the training lock."""
 
     http_status = 409
+
+
+class NoHeldOutDataError(InvalidInputError):
+    """There is not enough held-out feedback to compute a metric."""
+
+    http_status = 409

@@ -25,7 +25,14 @@ from embedloop.serving.searcher import Searcher, ServingState
 from embedloop.settings import Settings
 from embedloop.store import FeedbackStore
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
-from embedloop.validation import check_id, check_id_list, check_k, check_text
+from embedloop.validation import (
+    MAX_BATCH_EVENTS,
+    check_batch_size,
+    check_id,
+    check_id_list,
+    check_k,
+    check_text,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -255,7 +262,9 @@ class EmbedLoop:
     # ---------------------------------------------------------------- search
     def search(self, query: str, k: int = 10, *, user_id: str | None = None) -> SearchResponse:
         """Rank catalog items for ``query`` and log exactly what was shown."""
-        query = check_text(query, "query", max_length=self.settings.max_text_length)
+        query = check_text(
+            query, "query", max_length=self.settings.max_query_length, setting="EMBEDLOOP_MAX_QUERY_LENGTH"
+        )
         k = check_k(k, max_k=self.settings.max_k)
         if user_id is not None:
             user_id = check_id(user_id, "user_id")
@@ -300,7 +309,11 @@ class EmbedLoop:
     def record_feedback_batch(self, events: Iterable[FeedbackEvent | Mapping[str, Any]]) -> dict[str, int]:
         """Log many external searches in one transaction (all or nothing)."""
         checked = []
+        if isinstance(events, Sequence):
+            check_batch_size(len(events), "events")
         for n, raw in enumerate(events, start=1):
+            if n > MAX_BATCH_EVENTS:
+                check_batch_size(n, "events")
             data = raw.__dict__ if isinstance(raw, FeedbackEvent) else raw
             if not isinstance(data, Mapping):
                 raise InvalidInputError(f"event {n} must be an object with query, shown, selected.", field="events")
@@ -320,14 +333,14 @@ class EmbedLoop:
         return {"events": len(results), "selections": sum(len(s) for _, s in results)}
 
     def _check_event(self, query: Any, shown: Any, selected: Any, user_id: Any, event_id: Any) -> FeedbackEvent:
-        query = check_text(query, "query", max_length=self.settings.max_text_length)
-        shown_ids = check_id_list(shown, "shown")
-        if len(shown_ids) > self.settings.max_k:
-            raise InvalidInputError(
-                f"shown has {len(shown_ids)} ids; the limit is {self.settings.max_k}.", field="shown"
-            )
-        selected_ids = check_id_list(selected, "selected", allow_empty=True)
-        not_shown = [i for i in selected_ids if i not in shown_ids]
+        # Sizes first, every check linear (a hostile list of 100,000 ids is refused at once).
+        query = check_text(
+            query, "query", max_length=self.settings.max_query_length, setting="EMBEDLOOP_MAX_QUERY_LENGTH"
+        )
+        shown_ids = check_id_list(shown, "shown", max_items=self.settings.max_k)
+        selected_ids = check_id_list(selected, "selected", allow_empty=True, max_items=self.settings.max_k)
+        shown_set = set(shown_ids)
+        not_shown = [i for i in selected_ids if i not in shown_set]
         if not_shown:
             raise InvalidInputError(
                 f"selected id(s) {not_shown[:5]!r} are not in shown; every selected id must be one of the shown ids.",

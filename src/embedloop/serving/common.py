@@ -21,6 +21,29 @@ def error_body(kind: str, message: str, field: str | None = None, **extra: Any) 
     return {"error": {"type": kind, "message": message, "field": field, **extra}}
 
 
+#: Bearer tokens shorter than this are accepted, with a warning: they can be guessed.
+MIN_TOKEN_LENGTH = 16
+
+
+def warn_weak_tokens(settings: Settings) -> list[str]:
+    """Log a warning for each configured token shorter than :data:`MIN_TOKEN_LENGTH`; return their names."""
+    weak = []
+    for name, token in (
+        ("EMBEDLOOP_API_TOKEN", settings.api_token),
+        ("EMBEDLOOP_FEEDBACK_TOKEN", settings.feedback_token),
+    ):
+        if token is not None and len(token) < MIN_TOKEN_LENGTH:
+            logger.warning(
+                "%s is %d characters long; use at least %d random characters (e.g. `python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'`).",
+                name,
+                len(token),
+                MIN_TOKEN_LENGTH,
+            )
+            weak.append(name)
+    return weak
+
+
 def is_loopback(host: str) -> bool:
     """Whether ``host`` only accepts connections from this machine."""
     if host == "localhost":

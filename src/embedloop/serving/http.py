@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
@@ -45,7 +46,8 @@ import embedloop
 from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
-from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn, warn_weak_tokens
+from embedloop.serving.limits import BodySizeLimit, json_position
 from embedloop.settings import Settings
 from embedloop.skills.agent import status_report
 from embedloop.skills.tools import PARAMS
@@ -155,6 +157,17 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _detail(error: Mapping[str, Any], body: Any) -> dict[str, Any]:
+    """One validation error as ``{"field", "message"}``; malformed JSON names its line and column."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+        reason = (error.get("ctx") or {}).get("error") or error.get("msg", "invalid JSON")
+        where = json_position(body, loc[1])
+        at = f" at line {where[0]}, column {where[1]}" if where else ""
+        return {"field": "body", "message": f"malformed JSON{at}: {reason}; send a valid JSON object."}
+    return {"field": _field_of(loc), "message": error.get("msg", "")}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EmbedLoopError)
     async def _domain(_request: Request, exc: EmbedLoopError) -> JSONResponse:
@@ -162,7 +175,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        details = [_detail(e, exc.body) for e in exc.errors()]
         first = details[0] if details else {"field": "body", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}"
         return JSONResponse(error_body("ValidationError", message, first["field"], details=details), 422)
@@ -200,6 +213,8 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     _install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # size first (issue 12, item 4)
+    warn_weak_tokens(settings)
 
     def _refuse() -> HTTPException:
         return HTTPException(

@@ -39,7 +39,8 @@ import embedloop
 from embedloop.errors import ConfigError, EmbedLoopError, InvalidInputError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler
-from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn, warn_weak_tokens
+from embedloop.serving.limits import BodySizeLimit
 from embedloop.settings import Settings
 from embedloop.skills.agent import Agent2EmbeddingSkill
 from embedloop.skills.tools import DESCRIPTIONS, PARAMS
@@ -186,7 +187,9 @@ def http_app(server: MCPServer, settings: Settings, host: str = "127.0.0.1", ins
             "MCP over HTTP exposes fine-tuning and rollback: set EMBEDLOOP_API_TOKEN, or use --insecure on a "
             "loopback address (127.0.0.1), or the stdio transport."
         )
-    return BearerGuard(server.streamable_http_app(host=host), settings.api_token)
+    warn_weak_tokens(settings)
+    limited = BodySizeLimit(server.streamable_http_app(host=host), settings.max_request_bytes)
+    return BearerGuard(limited, settings.api_token)
 
 
 def run_mcp(
