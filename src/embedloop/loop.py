@@ -82,7 +82,8 @@ class EmbedLoop:
         self._check_base_model()
         self.registry.register_base(self.settings.embedding_model)
         self._active_stamp = -1
-        self._load_active()
+        # Lazy: the model and index load on the first search / encode (`status`, `select` never load them).
+        self.searcher.loader = self._load_active
 
     # ------------------------------------------------------------- lifecycle
     def __enter__(self) -> EmbedLoop:
@@ -177,8 +178,9 @@ class EmbedLoop:
         with self._switch_lock:
             stamp = self.registry.active_stamp()
             active = self.registry.active_version()
-            assert active is not None
-            state = self.searcher.state
+            if active is None:
+                raise StorageError(f"{self.registry.root} has no ACTIVE model version; restore the storage folder.")
+            state = self.searcher.loaded_state
             if state is not None and state.version == active:
                 self._active_stamp = stamp
                 return
@@ -213,10 +215,14 @@ class EmbedLoop:
 
     @property
     def active_version(self) -> int:
-        """The version searches use now."""
-        state = self.searcher.state
-        assert state is not None
-        return state.version
+        """The version searches use now (read from the registry until a model is loaded)."""
+        state = self.searcher.loaded_state
+        if state is not None:
+            return state.version
+        active = self.registry.active_version()
+        if active is None:
+            raise StorageError(f"{self.registry.root} has no ACTIVE model version; restore the storage folder.")
+        return active
 
     # --------------------------------------------------------------- catalog
     def add_items(self, items: Iterable[Mapping[str, Any] | Item]) -> dict[str, int]:

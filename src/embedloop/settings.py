@@ -201,6 +201,26 @@ _settings_init.__doc__ = Settings.__doc__
 Settings.__init__ = _settings_init  # type: ignore[method-assign]
 
 
+def with_stored_model(
+    settings: Settings, *, explicit: bool = False, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """``settings`` using the base model its storage was built with, unless one was given.
+
+    A model given on the command line (``explicit``) or in ``EMBEDDING_MODEL`` wins;
+    otherwise an existing storage's own base model replaces the default, so commands
+    on it need no ``--model``.
+    """
+    environ = os.environ if environ is None else environ
+    if explicit or (environ.get(env_name("embedding_model")) or "").strip():
+        return settings
+    from embedloop.registry.stored import stored_base_model
+
+    stored = stored_base_model(settings.storage_path)
+    if stored is None or stored == settings.embedding_model:
+        return settings
+    return settings.replace(embedding_model=stored)
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 

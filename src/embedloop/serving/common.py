@@ -11,7 +11,7 @@ import threading
 from typing import Any
 
 from embedloop.errors import ConfigError, EmbedLoopError
-from embedloop.settings import Settings
+from embedloop.settings import Settings, with_stored_model
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ def parse_args(argv: list[str] | None, *, prog: str, description: str, http: boo
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        args.settings = Settings.from_env(**overrides)
+        args.settings = with_stored_model(Settings.from_env(**overrides), explicit=args.model is not None)
     except EmbedLoopError as exc:
         parser.exit(2, f"error: {exc}\n")
     return args

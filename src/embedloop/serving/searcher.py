@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from embedloop.errors import ModelIntegrityError
+from embedloop.errors import ModelIntegrityError, StorageError
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.models.encoder import Encoder, encode_queries
 from embedloop.store import CatalogRow, FeedbackStore
@@ -61,10 +61,19 @@ class Searcher:
         self.sync_interval = sync_interval
         self._state: ServingState | None = None
         self._last_sync = 0.0
+        #: Called on the first read of :attr:`state` while nothing is published (lazy model loading).
+        self.loader: Callable[[], None] | None = None
 
     @property
     def state(self) -> ServingState | None:
-        """The published state (``None`` before the first load)."""
+        """The published state; the first read loads it through :attr:`loader` (the model is lazy)."""
+        if self._state is None and self.loader is not None:
+            self.loader()
+        return self._state
+
+    @property
+    def loaded_state(self) -> ServingState | None:
+        """The published state, or ``None`` if nothing is loaded yet (never loads)."""
         return self._state
 
     def index_dir(self, version: int) -> Path:
@@ -159,8 +168,9 @@ class Searcher:
 
     def search(self, query: str, k: int) -> tuple[ServingState, list[tuple[int, float]]]:
         """Nearest items to ``query``: the state used and ``(key, score)`` pairs, best first."""
-        state = self._state
-        assert state is not None, "no model version is loaded"
+        state = self.state
+        if state is None:
+            raise StorageError("No model version is loaded; open the storage with EmbedLoop first.")
         vector = encode_queries(state.encoder, [query], batch_size=1)
         return state, self.search_vector(state, vector, k)
 
@@ -170,6 +180,3 @@ class Searcher:
         with state.lock:
             scores, keys = state.index.search(vector, k)
         return [(int(key), float(score)) for key, score in zip(keys[0], scores[0], strict=True) if key >= 0]
-
-
-EncoderLoader = Callable[[int], Encoder]
