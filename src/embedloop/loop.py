@@ -16,6 +16,7 @@ from embedloop.errors import (
     ConfigError,
     InvalidInputError,
     ModelIntegrityError,
+    NoHeldOutDataError,
     NotFoundError,
     StorageError,
 )
@@ -32,6 +33,7 @@ from embedloop.validation import (
     check_id_list,
     check_k,
     check_text,
+    implicit_event_id,
 )
 
 logger = logging.getLogger(__name__)
@@ -80,6 +82,8 @@ class EmbedLoop:
             show_progress=self.settings.show_progress and sys.stderr.isatty(),
         )
         self._check_base_model()
+        if encoder is None and not self.registry.exists(0):
+            self.base_model_path()  # a new storage: refuse a model that cannot be found now, not at first search
         self.registry.register_base(self.settings.embedding_model)
         self._active_stamp = -1
         # Lazy: the model and index load on the first search / encode (`status`, `select` never load them).
@@ -260,6 +264,12 @@ class EmbedLoop:
         self._sync_now()
         return {"deleted": deleted, "total": self.store.count_items()}
 
+    def list_items(self, limit: int = 50, after: str | None = None) -> dict[str, Any]:
+        """One page of catalog items ordered by id: ``{"items", "next_after", "total"}`` (no model needed)."""
+        from embedloop.store.catalog_pages import list_items
+
+        return list_items(self.store, limit=limit, after=after)
+
     def _sync_now(self) -> None:
         state = self.searcher.state
         if state is not None:
@@ -290,12 +300,13 @@ class EmbedLoop:
         """Log that the user picked ``item_id`` from search ``search_id``.
 
         Only items shown for that search can be selected. A repeated
-        ``event_id`` is a no-op (the result has ``duplicate=True``).
+        ``event_id`` is a no-op (the result has ``duplicate=True``). Without an
+        ``event_id``, the pair (search, item) is the event: selecting the same
+        result of the same search again is recorded once.
         """
         search_id = check_id(search_id, "search_id")
         item_id = check_id(item_id, "item_id")
-        if event_id is not None:
-            event_id = check_id(event_id, "event_id")
+        event_id = check_id(event_id, "event_id") if event_id is not None else implicit_event_id(search_id, item_id)
         return self.store.record_selection(search_id, item_id, event_id=event_id)
 
     def record_feedback(
@@ -423,7 +434,15 @@ class EmbedLoop:
         """
         from embedloop.training.cycle import evaluate_active
 
-        return evaluate_active(self, Path(candidate) if candidate is not None else None)
+        result = evaluate_active(self, Path(candidate) if candidate is not None else None)
+        if not result.get("holdout_queries"):
+            raise NoHeldOutDataError(
+                f"No held-out feedback to evaluate on: {self.store.count_selections()} selection(s) cover too few "
+                "distinct queries (the held-out part is the newest "
+                f"{self.settings.holdout_fraction:.0%} of distinct queries, EMBEDLOOP_HOLDOUT_FRACTION, and needs "
+                "at least two queries). Record selections for more distinct queries, then evaluate again."
+            )
+        return result
 
     def versions(self) -> list[dict[str, Any]]:
         """Kept model versions, newest first, the active one marked."""

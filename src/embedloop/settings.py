@@ -198,7 +198,7 @@ def _settings_init(self: Settings, _environ: Mapping[str, str] | None = None, **
 
 
 _settings_init.__doc__ = Settings.__doc__
-Settings.__init__ = _settings_init  # type: ignore[method-assign]
+Settings.__init__ = _settings_init  # type: ignore[method-assign,assignment]
 
 
 def with_stored_model(

@@ -8,6 +8,7 @@ CPU whatever its size (``bench/rejected_requests.py`` measures it).
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from embedloop.errors import InvalidInputError
@@ -109,3 +110,13 @@ def check_batch_size(count: int, field: str, *, limit: int = MAX_BATCH_EVENTS) -
     """Refuse a batch of more than ``limit`` entries before looking at any of them."""
     if count > limit:
         raise InvalidInputError(f"{field} has {count} entries; send at most {limit} per call.", field=field)
+
+
+def implicit_event_id(search_id: str, item_id: str) -> str:
+    """The event id of a selection logged without one: the same for the same search and item.
+
+    So a repeated ``select`` (a double click, a retried request) is recorded once;
+    picking the same result of the same search again adds nothing to learn from.
+    """
+    digest = hashlib.sha256(f"{search_id}\x00{item_id}".encode()).hexdigest()
+    return f"sel-{digest[:40]}"
