@@ -90,6 +90,16 @@ class EmbedLoop:
         self.searcher.loader = self._load_active
 
     # ------------------------------------------------------------- lifecycle
+    def warm_up(self) -> int:
+        """Load the active model and its index now instead of at the first search; returns the version.
+
+        Servers call it before accepting requests; commands that do not encode never do.
+        """
+        state = self.searcher.state
+        if state is None:  # pragma: no cover - the loader always publishes a state or raises
+            raise StorageError("No model version could be loaded.")
+        return state.version
+
     def __enter__(self) -> EmbedLoop:
         return self
 

@@ -32,6 +32,8 @@ def test_reading_commands_do_not_load_the_model(tmp_path: Path):
         assert [v["version"] for v in loop.versions()] == [0]
         assert loop.active_version == 0
         assert loop.searcher.loaded_state is None and loop._encoders == {}  # nothing loaded yet
+        with EmbedLoop(Settings(storage_path=storage, embedding_model=MINILM, show_progress=False)) as served:
+            assert served.warm_up() == 0 and served.searcher.loaded_state is not None  # servers load up front
         resp = loop.search("Apple", k=1)  # the first search loads the model
         assert resp.hits[0].item_id == "AAPL"
         assert loop.searcher.loaded_state is not None

@@ -66,7 +66,10 @@ class SentenceTransformerEncoder:
         """Load a sentence-transformers folder offline."""
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
+        from embedloop.progress import library_progress
+
+        with library_progress():
+            model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
         if max_seq_length is not None and (model.max_seq_length or 0) > max_seq_length:
             model.max_seq_length = max_seq_length
         encoder = cls(model)

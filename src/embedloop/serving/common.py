@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from embedloop.errors import ConfigError, EmbedLoopError
@@ -63,11 +65,36 @@ def check_bind(host: str, insecure: bool) -> None:
         )
 
 
-def run_uvicorn(app: Any, host: str, port: int, log_level: str = "info") -> None:
-    """Serve ``app`` until SIGINT / SIGTERM, then return normally (no re-raised signal)."""
+def when_ready(server: Any, callback: Callable[[], None], *, poll_seconds: float = 0.05) -> threading.Thread:
+    """Call ``callback`` (in a daemon thread) once the uvicorn ``server`` accepts connections.
+
+    Nothing is called if the server stops before it is ready.
+    """
+
+    def wait() -> None:
+        while not getattr(server, "started", False):
+            if getattr(server, "should_exit", False):
+                return
+            time.sleep(poll_seconds)
+        callback()
+
+    thread = threading.Thread(target=wait, name="embedloop-when-ready", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_uvicorn(
+    app: Any, host: str, port: int, log_level: str = "info", *, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Serve ``app`` until SIGINT / SIGTERM, then return normally (no re-raised signal).
+
+    ``on_ready`` runs once the server accepts connections (the scheduler starts there).
+    """
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    if on_ready is not None:
+        when_ready(server, on_ready)
     main = threading.current_thread() is threading.main_thread()
     # uvicorn re-raises the signal it shut down on; swallow SIGTERM so callers can clean up.
     previous = signal.signal(signal.SIGTERM, lambda *_: None) if main else None
@@ -119,3 +146,13 @@ def parse_args(argv: list[str] | None, *, prog: str, description: str, http: boo
     except EmbedLoopError as exc:
         parser.exit(2, f"error: {exc}\n")
     return args
+
+
+def start_scheduler_when_ready(scheduler: Any, url: str) -> Callable[[], None]:
+    """The ``on_ready`` callback that starts ``scheduler`` and says so in the log."""
+
+    def start() -> None:
+        logger.info("Server ready at %s; the fine-tuning scheduler starts now (first check now).", url)
+        scheduler.start()
+
+    return start

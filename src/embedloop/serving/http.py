@@ -46,7 +46,14 @@ import embedloop
 from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
-from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn, warn_weak_tokens
+from embedloop.serving.common import (
+    check_bind,
+    error_body,
+    parse_args,
+    run_uvicorn,
+    start_scheduler_when_ready,
+    warn_weak_tokens,
+)
 from embedloop.serving.limits import BodySizeLimit, json_position
 from embedloop.settings import Settings
 from embedloop.skills.agent import status_report
@@ -322,12 +329,13 @@ def serve(
     if settings.api_token is None and not insecure:
         logger.warning("No EMBEDLOOP_API_TOKEN: fine-tune, rollback and catalog endpoints answer 403.")
     loop = EmbedLoop(settings)
+    loop.warm_up()  # the model loads before the server accepts requests, not at the first search
     scheduler = FineTuneScheduler(loop) if with_scheduler else None
     app = create_app(loop, settings, insecure=insecure, scheduler=scheduler)
-    if scheduler is not None:
-        scheduler.start()
+    # The scheduler starts once the server accepts connections (its first check may train for minutes).
+    ready = start_scheduler_when_ready(scheduler, f"http://{host}:{port}") if scheduler is not None else None
     try:
-        run_uvicorn(app, host, port, log_level)
+        run_uvicorn(app, host, port, log_level, on_ready=ready)
     finally:
         if scheduler is not None and not scheduler.stop(timeout=10):
             logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")

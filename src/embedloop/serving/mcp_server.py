@@ -39,7 +39,14 @@ import embedloop
 from embedloop.errors import ConfigError, EmbedLoopError, InvalidInputError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler
-from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn, warn_weak_tokens
+from embedloop.serving.common import (
+    check_bind,
+    error_body,
+    parse_args,
+    run_uvicorn,
+    start_scheduler_when_ready,
+    warn_weak_tokens,
+)
 from embedloop.serving.limits import BodySizeLimit
 from embedloop.settings import Settings
 from embedloop.skills.agent import Agent2EmbeddingSkill
@@ -207,6 +214,7 @@ def run_mcp(
     # Over stdio, stdout is the protocol: keep stray prints of model loading off it.
     with contextlib.redirect_stdout(sys.stderr):
         loop = EmbedLoop(settings)
+        loop.warm_up()  # the model loads before the server answers, not at the first search
     scheduler = FineTuneScheduler(loop) if with_scheduler else None
     server = build_server(loop, scheduler)
     closed = False
@@ -222,11 +230,13 @@ def run_mcp(
 
     try:
         app = http_app(server, settings, host, insecure) if transport == "http" else None
-        if scheduler is not None:
-            scheduler.start()
-        if app is not None:
-            run_uvicorn(app, host, port, log_level="warning")
+        if app is not None:  # the scheduler starts once the server accepts connections
+            ready = start_scheduler_when_ready(scheduler, f"http://{host}:{port}/mcp") if scheduler else None
+            run_uvicorn(app, host, port, log_level="warning", on_ready=ready)
         else:
+            if scheduler is not None:  # stdio is ready as soon as it reads
+                logger.info("MCP server ready on stdio; the fine-tuning scheduler starts now (first check now).")
+                scheduler.start()
             _run_stdio(server, close)
     finally:
         close()

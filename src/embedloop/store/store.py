@@ -422,11 +422,6 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).where(selections.c.seq > after_seq)) or 0)
 
-    def search_exists(self, search_id: str) -> bool:
-        """Whether a search id is known."""
-        with self.engine.connect() as conn:
-            return conn.scalar(select(searches.c.id).where(searches.c.id == search_id)) is not None
-
     def feedback_sessions(self, upto_seq: int | None = None) -> list[dict[str, Any]]:
         """Every search with at least one selection (up to ``upto_seq``), oldest first.
 
