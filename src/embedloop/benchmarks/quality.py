@@ -283,9 +283,21 @@ def train_oracle(
 
 
 # ---------------------------------------------------------------- chart
-def write_chart(results: dict[str, Any], path: Path) -> None:
-    """A PNG of each dev metric per cycle, with the base and oracle lines."""
-    import matplotlib
+def write_chart(results: dict[str, Any], path: Path) -> bool:
+    """A PNG of each dev metric per cycle, with the base and oracle lines; ``False`` without matplotlib.
+
+    matplotlib is the optional ``bench`` extra: without it the results are still
+    written and the chart is skipped with a logged note.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        logger.warning(
+            "matplotlib is not installed: skipping the chart %s (the results JSON is complete). "
+            "Install it with: pip install 'embedloop[bench]'",
+            path,
+        )
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -323,6 +335,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 # ---------------------------------------------------------------- main
