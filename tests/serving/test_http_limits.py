@@ -80,3 +80,15 @@ def test_short_token_is_warned_about(fake_loop, settings, caplog):
     with caplog.at_level(logging.WARNING, logger="embedloop"):
         create_app(fake_loop, settings.replace(api_token=TOKEN))
     assert not [r for r in caplog.records if "characters long" in r.getMessage()]
+
+
+def test_only_catalog_uploads_may_be_large(fake_loop, settings):
+    app = create_app(fake_loop, settings.replace(api_token=TOKEN))  # defaults: 32 MiB catalog, ~3 MiB elsewhere
+    admin = {"Authorization": f"Bearer {TOKEN}", "content-type": "application/json"}
+    big_text = "protein " * 500_000  # 4,000,000 characters
+    with TestClient(app) as c:
+        r = c.post("/search", content=json.dumps({"query": big_text}), headers=admin)
+        assert r.status_code == 413 and "the limit for this endpoint is" in r.json()["error"]["message"]
+        r = c.post("/catalog/items", content=json.dumps({"items": [{"id": "X", "text": big_text}]}), headers=admin)
+        assert r.status_code == 422, r.text  # read (not 413), then refused by the 1,000,000-character text limit
+        assert r.json()["error"]["field"] == "items.0.text"

@@ -54,7 +54,7 @@ from embedloop.serving.common import (
     start_scheduler_when_ready,
     warn_weak_tokens,
 )
-from embedloop.serving.limits import BodySizeLimit, json_position
+from embedloop.serving.limits import BodySizeLimit, json_position, small_body_limit
 from embedloop.settings import Settings
 from embedloop.skills.agent import status_report
 from embedloop.skills.tools import PARAMS
@@ -220,7 +220,12 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     _install_error_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_request_bytes)  # size first (issue 12, item 4)
+    app.add_middleware(  # size first (issue 12, item 4): catalog uploads may be large, nothing else is
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        small_bytes=small_body_limit(settings.max_k, settings.max_request_bytes),
+        large_prefixes=("/catalog",),
+    )
     warn_weak_tokens(settings)
 
     def _refuse() -> HTTPException:

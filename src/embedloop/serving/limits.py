@@ -1,6 +1,8 @@
 """Request limits of the HTTP API: the body size cap, and positions in malformed JSON.
 
-:class:`BodySizeLimit` refuses a body over ``max_bytes`` before it is read:
+:class:`BodySizeLimit` refuses a body over its endpoint's cap before it is read
+(catalog uploads: ``EMBEDLOOP_MAX_REQUEST_BYTES``, 32 MiB by default; every other
+endpoint: 2 MiB plus 1 KiB per id ``EMBEDLOOP_MAX_K`` allows, about 3 MiB):
 from its ``Content-Length`` at once, or, for a chunked body, as soon as the
 bytes received pass the cap. Either way the answer is 413 with the usual
 error body, in well under a millisecond of CPU (``bench/rejected_requests.py``).
@@ -24,30 +26,53 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 def _too_large(size: int | None, limit: int) -> str:
     seen = f"{size} bytes" if size is not None else "more bytes than that"
     return (
-        f"The request body is {seen}; the limit is {limit} bytes (EMBEDLOOP_MAX_REQUEST_BYTES). "
+        f"The request body is {seen}; the limit for this endpoint is {limit} bytes "
+        "(catalog uploads: EMBEDLOOP_MAX_REQUEST_BYTES; other endpoints: 2 MiB + 1 KiB per EMBEDLOOP_MAX_K). "
         "Send fewer items per request."
     )
 
 
-class BodySizeLimit:
-    """ASGI middleware: answer 413 to any HTTP request whose body exceeds ``max_bytes``."""
+def small_body_limit(max_k: int, max_request_bytes: int) -> int:
+    """The body cap of every endpoint but the catalog's: 2 MiB plus 1 KiB per id a request may list."""
+    return min(max_request_bytes, 2 * 1024 * 1024 + 1024 * max_k)
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+
+class BodySizeLimit:
+    """ASGI middleware: answer 413 to any HTTP request whose body exceeds its path's cap.
+
+    ``max_bytes`` applies to paths under ``large_prefixes`` (catalog uploads);
+    every other path gets ``small_bytes`` (default: ``max_bytes``).
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        *,
+        small_bytes: int | None = None,
+        large_prefixes: tuple[str, ...] = (),
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.small_bytes = max_bytes if small_bytes is None else min(small_bytes, max_bytes)
+        self.large_prefixes = large_prefixes
+
+    def limit_for(self, path: str) -> int:
+        """The cap for a request to ``path``."""
+        return self.max_bytes if path.startswith(self.large_prefixes) else self.small_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the declared length, then count the bytes as they arrive."""
         if scope.get("type") != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.limit_for(str(scope.get("path", "")))
         declared = _content_length(scope)
-        if declared is not None and declared > self.max_bytes:
-            await _send_413(send, _too_large(declared, self.max_bytes))
+        if declared is not None and declared > limit:
+            await _send_413(send, _too_large(declared, limit))
             return
         received = 0
         refused = False
-        limit = self.max_bytes
 
         async def counting_receive() -> Message:
             # A chunked body: answer 413 once the cap is passed, then tell the app the client left.
