@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import logging
+import random
 import sys
 import time
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,7 @@ from embedloop.cli.output import metrics_text, table
 from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
 from embedloop.settings import Settings
+from embedloop.simulation import ClickModel, simulate_search
 
 logger = logging.getLogger("embedloop.demo")
 
@@ -121,15 +123,11 @@ def simulated_queries(intents: Sequence[Intent], n_events: int, start: int = 0) 
 def simulate_users(loop: EmbedLoop, queries: Sequence[tuple[str, str]], k: int = 10) -> dict[str, int]:
     """Search each query; select the target if shown, else report it as picked from elsewhere."""
     found = added = 0
+    model, rng = ClickModel.perfect(), random.Random(0)  # the shared simulator (embedloop.simulation)
     for n, (query, target) in enumerate(queries, start=1):
-        resp = loop.search(query, k=k, user_id=f"demo-user-{n % 7}")
-        shown = [h.item_id for h in resp.hits]
-        if target in shown:
-            loop.record_selection(resp.search_id, target)
-            found += 1
-        else:
-            loop.record_feedback(query, shown=[*shown, target], selected=[target], user_id=f"demo-user-{n % 7}")
-            added += 1
+        session = simulate_search(loop, query, {target}, model, rng, k=k, user_id=f"demo-user-{n % 7}", unseen="append")
+        found += bool(session.picks)
+        added += bool(session.reported)
         if n % 50 == 0:
             logger.info("Simulated %d/%d searches", n, len(queries))
     return {"events": len(queries), "selected_from_results": found, "target_not_shown": added}

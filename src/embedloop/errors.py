@@ -74,3 +74,21 @@ class TrialError(EmbedLoopError):
     """A trial action is not possible now (e.g. no trial is running)."""
 
     http_status = 409
+
+
+class NoHeldOutDataError(InvalidInputError):
+    """There is not enough held-out feedback to compute a metric."""
+
+    http_status = 409
+
+
+class TrainingDataError(EmbedLoopError):
+    """The feedback cannot be turned into training rows (e.g. every example lacks a negative)."""
+
+    http_status = 409
+
+
+class VersionInUseError(EmbedLoopError):
+    """A model version cannot be removed or changed because searches use it."""
+
+    http_status = 409

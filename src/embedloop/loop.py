@@ -17,6 +17,7 @@ from embedloop.errors import (
     ConfigError,
     InvalidInputError,
     ModelIntegrityError,
+    NoHeldOutDataError,
     NotFoundError,
     StorageError,
 )
@@ -28,7 +29,15 @@ from embedloop.store import FeedbackStore
 from embedloop.store.locks import switch_lock
 from embedloop.training.services import Services
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
-from embedloop.validation import check_id, check_id_list, check_k, check_text
+from embedloop.validation import (
+    MAX_BATCH_EVENTS,
+    check_batch_size,
+    check_id,
+    check_id_list,
+    check_k,
+    check_text,
+    implicit_event_id,
+)
 
 if TYPE_CHECKING:
     from embedloop.feedback.review import Ranker
@@ -79,15 +88,27 @@ class EmbedLoop:
             show_progress=self.settings.show_progress and sys.stderr.isatty(),
         )
         self._check_base_model()
+        if encoder is None and not self.registry.exists(0):
+            self.base_model_path()  # a new storage: refuse a model that cannot be found now, not at first search
         self.registry.register_base(self.settings.embedding_model)
         self._recover()
         self._active_stamp = -1
         self._trial: dict[str, Any] | None = None  # the open trial as last read from the store
         self._trial_rng = random.Random()
-        self._load_active()
-        self._refresh_trial()
+        # Lazy: the model and index load on the first search / encode (`status`, `select` never load them).
+        self.searcher.loader = self._load_serving
 
     # ------------------------------------------------------------- lifecycle
+    def warm_up(self) -> int:
+        """Load the active model and its index now instead of at the first search; returns the version.
+
+        Servers call it before accepting requests; commands that do not encode never do.
+        """
+        state = self.searcher.state
+        if state is None:  # pragma: no cover - the loader always publishes a state or raises
+            raise StorageError("No model version could be loaded.")
+        return state.version
+
     def __enter__(self) -> EmbedLoop:
         return self
 
@@ -112,8 +133,14 @@ class EmbedLoop:
     def _recover(self) -> None:
         """Finish or undo what a process killed mid-promotion left (the ``ACTIVE`` pointer decides)."""
         from embedloop.store.runs import close_orphaned_runs
+        from embedloop.store.trials import PROMOTING, open_trial
 
         self.registry.recover()
+        trial = open_trial(self.store)
+        if trial is not None and trial["status"] == PROMOTING:  # a trial won, its switch was interrupted
+            from embedloop.training.trial import check_trial
+
+            check_trial(self.services())  # nothing is loaded yet: only the pointer moves
         active = self.registry.active_version()
         run_id = self.registry.manifest(active).get("run_id") if active is not None else None
         closed = close_orphaned_runs(self.store, active_version=active, active_run_id=run_id)
@@ -191,8 +218,9 @@ class EmbedLoop:
         with self._switch_lock:
             stamp = self.registry.active_stamp()
             active = self.registry.active_version()
-            assert active is not None
-            state = self.searcher.state
+            if active is None:
+                raise StorageError(f"{self.registry.root} has no ACTIVE model version; restore the storage folder.")
+            state = self.searcher.loaded_state
             if state is not None and state.version == active:
                 self._active_stamp = stamp
                 return
@@ -219,10 +247,18 @@ class EmbedLoop:
             return state
         raise ModelIntegrityError("No intact model version is left; restore the storage folder from a backup.")
 
+    def _load_serving(self) -> None:
+        """Load the active version and the open trial's candidate (on first use: loading is lazy)."""
+        self._load_active()
+        self._refresh_trial()
+
     def _refresh(self) -> None:
         """Pick up another process's promotion, trial or catalog changes."""
-        if self.registry.active_stamp() != self._active_stamp:
+        if self.searcher.loaded_state is None:
+            self._load_serving()
+        elif self.registry.active_stamp() != self._active_stamp:
             self._load_active()
+            self._refresh_trial()
         if self.searcher.maybe_sync():
             self._refresh_trial()
 
@@ -274,10 +310,14 @@ class EmbedLoop:
 
     @property
     def active_version(self) -> int:
-        """The version searches use now."""
-        state = self.searcher.state
-        assert state is not None
-        return state.version
+        """The version searches use now (read from the registry until a model is loaded)."""
+        state = self.searcher.loaded_state
+        if state is not None:
+            return state.version
+        active = self.registry.active_version()
+        if active is None:
+            raise StorageError(f"{self.registry.root} has no ACTIVE model version; restore the storage folder.")
+        return active
 
     # --------------------------------------------------------------- catalog
     def add_items(self, items: Iterable[Mapping[str, Any] | Item]) -> dict[str, int]:
@@ -315,6 +355,12 @@ class EmbedLoop:
         self._sync_now()
         return {"deleted": deleted, "total": self.store.count_items()}
 
+    def list_items(self, limit: int = 50, after: str | None = None) -> dict[str, Any]:
+        """One page of catalog items ordered by id: ``{"items", "next_after", "total"}`` (no model needed)."""
+        from embedloop.store.catalog_pages import list_items
+
+        return list_items(self.store, limit=limit, after=after)
+
     def _sync_now(self) -> None:
         state = self.searcher.state
         if state is not None:
@@ -326,7 +372,9 @@ class EmbedLoop:
     # ---------------------------------------------------------------- search
     def search(self, query: str, k: int = 10, *, user_id: str | None = None) -> SearchResponse:
         """Rank catalog items for ``query`` and log exactly what was shown."""
-        query = check_text(query, "query", max_length=self.settings.max_text_length)
+        query = check_text(
+            query, "query", max_length=self.settings.max_query_length, setting="EMBEDLOOP_MAX_QUERY_LENGTH"
+        )
         k = check_k(k, max_k=self.settings.max_k)
         if user_id is not None:
             user_id = check_id(user_id, "user_id")
@@ -374,12 +422,13 @@ class EmbedLoop:
         """Log that the user picked ``item_id`` from search ``search_id``.
 
         Only items shown for that search can be selected. A repeated
-        ``event_id`` is a no-op (the result has ``duplicate=True``).
+        ``event_id`` is a no-op (the result has ``duplicate=True``). Without an
+        ``event_id``, the pair (search, item) is the event: selecting the same
+        result of the same search again is recorded once.
         """
         search_id = check_id(search_id, "search_id")
         item_id = check_id(item_id, "item_id")
-        if event_id is not None:
-            event_id = check_id(event_id, "event_id")
+        event_id = check_id(event_id, "event_id") if event_id is not None else implicit_event_id(search_id, item_id)
         selection = self.store.record_selection(search_id, item_id, event_id=event_id)
         if self._trial is not None and not selection.duplicate:
             from embedloop.store.trials import trial_of_search
@@ -405,7 +454,11 @@ class EmbedLoop:
     def record_feedback_batch(self, events: Iterable[FeedbackEvent | Mapping[str, Any]]) -> dict[str, int]:
         """Log many external searches in one transaction (all or nothing)."""
         checked = []
+        if isinstance(events, Sequence):
+            check_batch_size(len(events), "events")
         for n, raw in enumerate(events, start=1):
+            if n > MAX_BATCH_EVENTS:
+                check_batch_size(n, "events")
             data = raw.__dict__ if isinstance(raw, FeedbackEvent) else raw
             if not isinstance(data, Mapping):
                 raise InvalidInputError(f"event {n} must be an object with query, shown, selected.", field="events")
@@ -425,14 +478,14 @@ class EmbedLoop:
         return {"events": len(results), "selections": sum(len(s) for _, s in results)}
 
     def _check_event(self, query: Any, shown: Any, selected: Any, user_id: Any, event_id: Any) -> FeedbackEvent:
-        query = check_text(query, "query", max_length=self.settings.max_text_length)
-        shown_ids = check_id_list(shown, "shown")
-        if len(shown_ids) > self.settings.max_k:
-            raise InvalidInputError(
-                f"shown has {len(shown_ids)} ids; the limit is {self.settings.max_k}.", field="shown"
-            )
-        selected_ids = check_id_list(selected, "selected", allow_empty=True)
-        not_shown = [i for i in selected_ids if i not in shown_ids]
+        # Sizes first, every check linear (a hostile list of 100,000 ids is refused at once).
+        query = check_text(
+            query, "query", max_length=self.settings.max_query_length, setting="EMBEDLOOP_MAX_QUERY_LENGTH"
+        )
+        shown_ids = check_id_list(shown, "shown", max_items=self.settings.max_k)
+        selected_ids = check_id_list(selected, "selected", allow_empty=True, max_items=self.settings.max_k)
+        shown_set = set(shown_ids)
+        not_shown = [i for i in selected_ids if i not in shown_set]
         if not_shown:
             raise InvalidInputError(
                 f"selected id(s) {not_shown[:5]!r} are not in shown; every selected id must be one of the shown ids.",
@@ -645,7 +698,15 @@ class EmbedLoop:
         """
         from embedloop.training.cycle import evaluate_active
 
-        return evaluate_active(self.services(), Path(candidate) if candidate is not None else None)
+        result = evaluate_active(self.services(), Path(candidate) if candidate is not None else None)
+        if not result.get("holdout_queries"):
+            raise NoHeldOutDataError(
+                f"No held-out feedback to evaluate on: {self.store.count_selections()} selection(s) cover too few "
+                "distinct queries (the held-out part is the newest "
+                f"{self.settings.holdout_fraction:.0%} of distinct queries, EMBEDLOOP_HOLDOUT_FRACTION, and needs "
+                "at least two queries). Record selections for more distinct queries, then evaluate again."
+            )
+        return result
 
     def versions(self) -> list[dict[str, Any]]:
         """Kept model versions, newest first, the active one marked (``active``) and a candidate on trial too (``on_trial``)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from pathlib import Path
@@ -61,8 +61,10 @@ def _default_storage() -> Path:
 class Settings:
     """Everything embedloop can be configured with.
 
-    Construct directly (``Settings(storage_path="./data")``) or from the
-    environment (``Settings.from_env()``; ``EmbedLoop()`` does this).
+    ``Settings(storage_path="./data")`` takes the values given, then the
+    environment for every other field, then the defaults;
+    ``Settings.from_env(environ)`` reads another mapping instead of
+    ``os.environ`` (``EmbedLoop()`` builds ``Settings()``).
     """
 
     embedding_model: str = DEFAULT_MODEL
@@ -126,7 +128,13 @@ class Settings:
     # Serving.
     encode_batch_size: int = 64
     max_k: int = 1000
-    max_text_length: int = 10_000
+    #: Longest item text kept (characters). The whole text is stored and returned; the encoder embeds
+    #: only its first ``max_seq_length`` tokens (see docs/catalog.md, "Long texts").
+    max_text_length: int = 1_000_000
+    #: Longest query (characters): searches and feedback queries.
+    max_query_length: int = 10_000
+    #: Largest HTTP request body (bytes); bigger requests answer 413 before being read.
+    max_request_bytes: int = 32 * 1024 * 1024
     device: str | None = None
     #: CPU threads for torch and FAISS (None: the libraries' default). 1 is much faster on a busy
     #: 2-core machine, where default threads spin-wait (see docs/benchmarks.md, "Threads").
@@ -145,22 +153,21 @@ class Settings:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
-        """Build settings from environment variables; ``overrides`` win."""
-        environ = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            name = env_name(f.name)
-            raw = environ.get(name)
-            if raw is not None and raw.strip() != "":
-                values[f.name] = _coerce(f.name, raw.strip(), f.type, source=name)
+        """Build settings from ``environ`` (default: ``os.environ``); ``overrides`` win.
+
+        ``Settings(**overrides)`` is the same as ``Settings.from_env(**overrides)``: explicit
+        values first, then the environment, then the defaults.
+        """
+        values: dict[str, Any] = _env_values(os.environ if environ is None else environ, skip=overrides.keys())
         values.update(overrides)
+        values["_environ"] = {}  # the environment was read above
         try:
             return cls(**values)
         except TypeError as exc:  # unknown override name
             raise ConfigError(f"Unknown setting: {exc}") from exc
 
     def replace(self, **changes: Any) -> Settings:
-        """A copy with some fields changed."""
+        """A copy with some fields changed (the others are kept as they are, not re-read)."""
         return dataclasses.replace(self, **changes)
 
     @property
@@ -185,6 +192,53 @@ class Settings:
                 value = value.value
             out[f.name] = value
         return out
+
+
+def _env_values(environ: Mapping[str, str], skip: Collection[str] = ()) -> dict[str, Any]:
+    """The fields set in ``environ`` (except ``skip``), coerced; a bad value raises :class:`ConfigError`."""
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in skip:
+            continue
+        name = env_name(f.name)
+        raw = environ.get(name)
+        if raw is not None and raw.strip() != "":
+            values[f.name] = _coerce(f.name, raw.strip(), f.type, source=name)
+    return values
+
+
+_dataclass_init = Settings.__init__
+
+
+def _settings_init(self: Settings, _environ: Mapping[str, str] | None = None, **values: Any) -> None:
+    """Explicit values first, then the environment (``_environ``, default ``os.environ``), then defaults."""
+    merged = _env_values(os.environ if _environ is None else _environ, skip=values.keys())
+    merged.update(values)
+    _dataclass_init(self, **merged)
+
+
+_settings_init.__doc__ = Settings.__doc__
+Settings.__init__ = _settings_init  # type: ignore[method-assign,assignment]
+
+
+def with_stored_model(
+    settings: Settings, *, explicit: bool = False, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """``settings`` using the base model its storage was built with, unless one was given.
+
+    A model given on the command line (``explicit``) or in ``EMBEDDING_MODEL`` wins;
+    otherwise an existing storage's own base model replaces the default, so commands
+    on it need no ``--model``.
+    """
+    environ = os.environ if environ is None else environ
+    if explicit or (environ.get(env_name("embedding_model")) or "").strip():
+        return settings
+    from embedloop.registry.stored import stored_base_model
+
+    stored = stored_base_model(settings.storage_path)
+    if stored is None or stored == settings.embedding_model:
+        return settings
+    return settings.replace(embedding_model=stored)
 
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -291,5 +345,8 @@ def _validate(s: Settings) -> None:
         0.0 <= s.precheck_accuracy_drop < 1.0, "precheck_accuracy_drop", s.precheck_accuracy_drop, "must be in [0, 1)"
     )
     _check(0.0 <= s.precheck_ndcg_drop < 1.0, "precheck_ndcg_drop", s.precheck_ndcg_drop, "must be in [0, 1)")
+    _check(1 <= s.max_text_length <= 100_000_000, "max_text_length", s.max_text_length, "must be between 1 and 1e8")
+    _check(1 <= s.max_query_length <= 1_000_000, "max_query_length", s.max_query_length, "must be between 1 and 1e6")
+    _check(s.max_request_bytes >= 1024, "max_request_bytes", s.max_request_bytes, "must be >= 1024")
     if s.database_url is not None:
         _check(bool(s.database_url.strip()), "database_url", s.database_url, "give a file path or a SQLAlchemy URL")

@@ -92,7 +92,9 @@ def test_raw_db_copies_the_product_schema(perf, tmp_path: Path) -> None:
 
     with EmbedLoop(perf.settings_for(tmp_path / "s"), encoder=HashingEncoder(16)) as loop:
         db = Path(loop.store.engine.url.database or "")
-    raw = perf.RawFeedbackDB(tmp_path / "raw.db", db)
+    from perf.ingest import RawFeedbackDB  # the phase modules under bench/perf/ (on sys.path once loaded)
+
+    raw = RawFeedbackDB(tmp_path / "raw.db", db)
     try:
         tables = {row[0] for row in raw.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"searches", "impressions", "selections"} <= tables

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 from embedloop import EmbedLoop
+from embedloop.simulation import ClickModel, simulate_search
 
 CATALOG = {
     "AAPL": "AAPL - Apple Inc. Common Stock",
@@ -65,18 +66,14 @@ HELD_OUT = {"apple 2x leveraged etf": "AAPU", "tim cook company shares": "AAPL"}
 def simulate(loop: EmbedLoop, *, rounds: int = 2, wrong: bool = False, seed: int = 0, k: int = 5) -> int:
     """Users search each phrasing and pick the intended item (or a random wrong one)."""
     rng = random.Random(seed)
+    clicks, click_rng = ClickModel.perfect(), random.Random(seed)  # the shared simulator (embedloop.simulation)
     ids = list(CATALOG)
     events = 0
     for _ in range(rounds):
         for target, phrasings in INTENTS.items():
             for q in phrasings:
-                resp = loop.search(q, k=k)
-                shown = [h.item_id for h in resp.hits]
                 pick = rng.choice([i for i in ids if i != target]) if wrong else target
-                if pick in shown:
-                    loop.record_selection(resp.search_id, pick)
-                else:
-                    loop.record_feedback(q, shown=shown[:-1] + [pick], selected=[pick])
+                simulate_search(loop, q, {pick}, clicks, click_rng, k=k, unseen="replace_last")
                 events += 1
     return events
 

@@ -43,7 +43,6 @@ import argparse
 import hashlib
 import json
 import logging
-import math
 import os
 import platform
 import random
@@ -57,7 +56,9 @@ from typing import Any
 import numpy as np
 
 from embedloop.benchmarks.beir import BeirData, load_beir
+from embedloop.evaluation.metrics import mean_ranking_metrics
 from embedloop.models.encoder import encode_queries
+from embedloop.simulation import ClickModel, simulate_search
 
 logger = logging.getLogger(__name__)
 
@@ -85,30 +86,9 @@ METRICS = ("ndcg@10", "mrr@10", "recall@100")
 
 # ---------------------------------------------------------------- metrics
 def score_run(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Mean NDCG@10, MRR@10, Recall@100 over the queries of ``qrels``."""
-    ndcg, mrr, recall = [], [], []
-    for q, judged in qrels.items():
-        rel = {d: s for d, s in judged.items() if s > 0}
-        if not rel:
-            continue
-        docs = ranked.get(q, [])
-        dcg = sum(rel.get(d, 0) / math.log2(i + 2) for i, d in enumerate(docs[:10]))
-        ideal = sorted(rel.values(), reverse=True)[:10]
-        idcg = sum(g / math.log2(i + 2) for i, g in enumerate(ideal))
-        ndcg.append(dcg / idcg if idcg > 0 else 0.0)
-        rr = 0.0
-        for i, d in enumerate(docs[:10]):
-            if d in rel:
-                rr = 1.0 / (i + 1)
-                break
-        mrr.append(rr)
-        recall.append(len(rel.keys() & set(docs[:100])) / len(rel))
-    return {
-        "ndcg@10": float(np.mean(ndcg)) if ndcg else float("nan"),
-        "mrr@10": float(np.mean(mrr)) if mrr else float("nan"),
-        "recall@100": float(np.mean(recall)) if recall else float("nan"),
-        "queries": len(ndcg),
-    }
+    """Mean NDCG@10, MRR@10, Recall@100 over the queries of ``qrels`` (:mod:`embedloop.evaluation.metrics`)."""
+    runs = ((ranked.get(q, []), judged) for q, judged in qrels.items())
+    return mean_ranking_metrics(runs, 10, recall_k=100)
 
 
 def evaluate_active(loop: Any, data: BeirData, split: str) -> dict[str, float]:
@@ -227,34 +207,21 @@ def simulate_round(
     """``args.sessions`` simulated sessions through the public API."""
     selections = relevant_picks = sessions_with_pick = 0
     pairs: set[tuple[str, str]] = set()
+    model = ClickModel(
+        theta=args.theta,
+        p_relevant=args.p_relevant,
+        p_irrelevant=args.p_irrelevant,
+        noise=args.noise,
+        uniform_random=bool(getattr(args, "random_selections", False)),
+    )
     for _ in range(args.sessions):
         qid = rng.choice(train_qids)
-        resp = loop.search(data.queries[qid], k=10)
-        shown = [h.item_id for h in resp.hits]
-        picks: list[str] = []
-        if args.random_selections:
-            if shown:
-                picks.append(rng.choice(shown))
-        else:
-            for hit in resp.hits:
-                examined = rng.random() < (1.0 / hit.rank) ** args.theta
-                if not examined:
-                    continue
-                p = args.p_relevant if hit.item_id in rel[qid] else args.p_irrelevant
-                if rng.random() < p:
-                    picks.append(hit.item_id)
-            if args.noise > 0:
-                picks = [rng.choice(shown) if rng.random() < args.noise else item for item in picks]
-        seen: set[str] = set()
-        for item in picks:
-            if item in seen:
-                continue
-            seen.add(item)
-            loop.record_selection(resp.search_id, item)
+        session = simulate_search(loop, data.queries[qid], rel[qid], model, rng, k=10)
+        for item in session.picks:
             selections += 1
             relevant_picks += item in rel[qid]
             pairs.add((qid, item))
-        sessions_with_pick += bool(seen)
+        sessions_with_pick += bool(session.picks)
     return {
         "sessions": args.sessions,
         "selections": selections,
@@ -389,9 +356,21 @@ def train_oracle(
 
 
 # ---------------------------------------------------------------- chart
-def write_chart(results: dict[str, Any], path: Path) -> None:
-    """A PNG of each dev metric per cycle, with the base and oracle lines."""
-    import matplotlib
+def write_chart(results: dict[str, Any], path: Path) -> bool:
+    """A PNG of each dev metric per cycle, with the base and oracle lines; ``False`` without matplotlib.
+
+    matplotlib is the optional ``bench`` extra: without it the results are still
+    written and the chart is skipped with a logged note.
+    """
+    try:
+        import matplotlib
+    except ImportError:
+        logger.warning(
+            "matplotlib is not installed: skipping the chart %s (the results JSON is complete). "
+            "Install it with: pip install 'embedloop[bench]'",
+            path,
+        )
+        return False
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -429,6 +408,7 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return True
 
 
 # ---------------------------------------------------------------- main

@@ -31,7 +31,7 @@ def _format_of(path: Path) -> str:
 
 
 def read_catalog_file(
-    path: str | Path, *, id_field: str = "id", text_field: str = "text", max_text_length: int = 10_000
+    path: str | Path, *, id_field: str = "id", text_field: str = "text", max_text_length: int = 1_000_000
 ) -> list[Item]:
     """Read and validate a whole catalog file."""
     path = Path(path).expanduser()
@@ -52,6 +52,8 @@ def read_catalog_file(
     rows: list[tuple[int, Any]]
     if fmt == "csv":
         delimiter = "\t" if ".tsv" in [s.lower() for s in path.suffixes] else ","
+        # The csv module refuses fields over 131,072 characters; let long texts reach the size check below.
+        csv.field_size_limit(max(csv.field_size_limit(), 2 * max_text_length + 1))
         try:
             reader = csv.DictReader(io.StringIO(text), delimiter=delimiter)
             rows = [(n, row) for n, row in enumerate(reader, start=2)]  # line 1 is the header
@@ -80,7 +82,7 @@ def validate_items(
     *,
     id_field: str = "id",
     text_field: str = "text",
-    max_text_length: int = 10_000,
+    max_text_length: int = 1_000_000,
     where: str = "items",
 ) -> list[Item]:
     """Turn raw rows into :class:`Item` s, refusing the whole batch on the first bad row.
@@ -111,14 +113,14 @@ def validate_items(
         item_id = item_id.strip()
         if len(item_id) > 512:
             raise CatalogError(f"{label}: id is {len(item_id)} characters long; the limit is 512. Nothing was loaded.")
-        if not isinstance(text, str) or not text.strip():
-            raise CatalogError(
-                f"{label} (id {item_id!r}) has no {text_field!r}; every item needs non-empty text. Nothing was loaded."
-            )
-        if len(text) > max_text_length:
+        if isinstance(text, str) and len(text) > max_text_length:  # size first
             raise CatalogError(
                 f"{label} (id {item_id!r}): text is {len(text)} characters; the limit is {max_text_length} "
                 "(EMBEDLOOP_MAX_TEXT_LENGTH). Nothing was loaded."
+            )
+        if not isinstance(text, str) or not text.strip():
+            raise CatalogError(
+                f"{label} (id {item_id!r}) has no {text_field!r}; every item needs non-empty text. Nothing was loaded."
             )
         if "\x00" in text or "\x00" in item_id:
             raise CatalogError(f"{label} (id {item_id!r}) contains a NUL character. Nothing was loaded.")

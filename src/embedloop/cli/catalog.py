@@ -1,4 +1,4 @@
-"""``embedloop catalog``: load and delete catalog items (load_catalog, load_demo_catalog, delete_items)."""
+"""``embedloop catalog``: load, list and delete catalog items (load_catalog, load_demo_catalog, list_items, delete_items)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from pathlib import Path
 import click
 
 from embedloop.cli.context import CliState, LoopGroup, pass_state
+from embedloop.cli.output import table
 
 
-@click.group(cls=LoopGroup, short_help="Load or delete catalog items.")
+@click.group(cls=LoopGroup, short_help="Load, list or delete catalog items.")
 def catalog() -> None:
-    """Load items into the catalog or delete them; the index follows."""
+    """Load items into the catalog, list them, or delete them; the index follows."""
 
 
 @catalog.command(short_help="Load items from a file or the demo catalog.")
@@ -61,3 +62,21 @@ def delete(state: CliState, ids: tuple[str, ...]) -> None:
     """
     result = state.loop.delete_items(list(ids))
     state.emit(result, f"Deleted {result['deleted']} items; the catalog now holds {result['total']} items.")
+
+
+@catalog.command(name="list", short_help="List catalog items, a page at a time.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True, help="Items per page.")
+@click.option("--after", metavar="ID", help="Start after this item id (the 'next page' id the previous page printed).")
+@pass_state
+def list_(state: CliState, limit: int, after: str | None) -> None:
+    """List catalog items ordered by id, LIMIT at a time (list_items).
+
+    Each page ends with the command for the next page. Loads no model.
+    """
+    page = state.loop.list_items(limit=limit, after=after)
+    rows = [[item["id"], item["text"]] for item in page["items"]]
+    lines = [table(["id", "text"], rows, max_widths={"id": 24, "text": 80}), ""]
+    lines.append(f"{len(rows)} of {page['total']} items.")
+    if page["next_after"] is not None:
+        lines.append(f"Next page: embedloop catalog list --limit {limit} --after {page['next_after']!r}")
+    state.emit(page, "\n".join(lines))

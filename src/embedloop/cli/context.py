@@ -14,7 +14,7 @@ import click
 
 from embedloop.cli.output import emit
 from embedloop.loop import EmbedLoop
-from embedloop.settings import Settings
+from embedloop.settings import Settings, with_stored_model
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class CliState:
             overrides["embedding_model"] = self.model
         if self.db is not None:
             overrides["database_url"] = self.db
-        return Settings.from_env(**overrides)
+        return with_stored_model(Settings.from_env(**overrides), explicit=self.model is not None)
 
     @property
     def loop(self) -> EmbedLoop:

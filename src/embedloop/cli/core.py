@@ -34,7 +34,11 @@ def search(state: CliState, query: str, k: int, user_id: str | None) -> None:
 @click.command(cls=LoopCommand, short_help="Record that the user picked a result.")
 @click.argument("search_id")
 @click.argument("item_id")
-@click.option("--event-id", metavar="ID", help="Idempotency key: a repeated event id is recorded once.")
+@click.option(
+    "--event-id",
+    metavar="ID",
+    help="Idempotency key: a repeated event id is recorded once (without one, a search's item is recorded once).",
+)
 @pass_state
 def select(state: CliState, search_id: str, item_id: str, event_id: str | None) -> None:
     """Record that the user picked ITEM_ID from the results of SEARCH_ID (record_selection).

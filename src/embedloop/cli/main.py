@@ -19,7 +19,9 @@ import click
 from embedloop import __version__
 from embedloop.cli import bench, catalog, core, feedback, lock, models, review, serve
 from embedloop.cli.context import CliState
+from embedloop.cli.output import to_json
 from embedloop.errors import EmbedLoopError
+from embedloop.serving.common import error_body
 
 #: Exit status for a user mistake (bad input, bad configuration, unknown id).
 EXIT_USER_ERROR = 2
@@ -29,7 +31,18 @@ EXIT_INTERRUPTED = 130
 _LEVELS = {0: logging.WARNING, 1: logging.INFO}
 
 
-def _fail(message: str, hint: str | None = None, code: int = EXIT_USER_ERROR) -> int:
+def _fail(
+    message: str,
+    hint: str | None = None,
+    code: int = EXIT_USER_ERROR,
+    *,
+    as_json: bool = False,
+    kind: str = "UsageError",
+    field: str | None = None,
+) -> int:
+    if as_json:  # under --json, the error is JSON too (on stderr, like the text form)
+        click.echo(to_json(error_body(kind, message, field, hint=hint, exit_code=code)), err=True)
+        return code
     click.echo(f"error: {message}", err=True)
     if hint:
         click.echo(hint, err=True)
@@ -37,7 +50,13 @@ def _fail(message: str, hint: str | None = None, code: int = EXIT_USER_ERROR) ->
 
 
 class EmbedLoopGroup(click.Group):
-    """A click group whose errors become ``error: ...`` on stderr and exit code 2."""
+    """A click group whose errors become ``error: ...`` on stderr and exit code 2.
+
+    Under ``--json`` an error is ``{"error": {"type", "message", "field", "hint", "exit_code"}}``
+    on stderr instead (the HTTP API's error body).
+    """
+
+    json_errors: bool = False
 
     def main(  # type: ignore[override]
         self,
@@ -50,17 +69,18 @@ class EmbedLoopGroup(click.Group):
         """Run the command; in standalone mode translate errors and exit with their code."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        self.json_errors = "--json" in (sys.argv[1:] if args is None else list(args))  # the callback refines it
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except EmbedLoopError as exc:
-            code = _fail(str(exc))
+            code = _fail(str(exc), as_json=self.json_errors, kind=type(exc).__name__, field=getattr(exc, "field", None))
         except click.UsageError as exc:
             hint = f"Try '{exc.ctx.command_path} --help' for help." if exc.ctx is not None else None
-            code = _fail(exc.format_message(), hint)
+            code = _fail(exc.format_message(), hint, as_json=self.json_errors)
         except click.ClickException as exc:
-            code = _fail(exc.format_message())
+            code = _fail(exc.format_message(), as_json=self.json_errors, kind="ClickException")
         except click.Abort:
-            code = _fail("interrupted", code=EXIT_INTERRUPTED)
+            code = _fail("interrupted", code=EXIT_INTERRUPTED, as_json=self.json_errors, kind="Interrupted")
         else:
             code = result if isinstance(result, int) else 0
         sys.exit(code)
@@ -114,6 +134,9 @@ def cli(
     promoted only if it beats the active one on held-out feedback.
     """
     _configure_logging(ctx, verbose)
+    root = ctx.find_root().command
+    if isinstance(root, EmbedLoopGroup):
+        root.json_errors = as_json
     state = CliState(storage=storage, model=model, db=db, as_json=as_json)
     ctx.obj = state
     ctx.call_on_close(state.close)

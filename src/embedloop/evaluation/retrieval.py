@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from embedloop.evaluation.base import Evaluator
+from embedloop.evaluation.metrics import ranking_metrics
 from embedloop.models.encoder import Encoder, encode_queries
-
-
-def ranking_metrics(ranked: Sequence[str], relevant: set[str], k: int) -> dict[str, float]:
-    """MRR@k, NDCG@k (binary gains) and Recall@k of one ranked list."""
-    top = list(ranked[:k])
-    rr = next((1.0 / (i + 1) for i, item in enumerate(top) if item in relevant), 0.0)
-    dcg = sum(1.0 / math.log2(i + 2) for i, item in enumerate(top) if item in relevant)
-    ideal = sum(1.0 / math.log2(i + 2) for i in range(min(len(relevant), k)))
-    recall = len(relevant.intersection(top)) / len(relevant) if relevant else 0.0
-    return {f"mrr@{k}": rr, f"ndcg@{k}": dcg / ideal if ideal else 0.0, f"recall@{k}": recall}
 
 
 class RetrievalEvaluator(Evaluator):

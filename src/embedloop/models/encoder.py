@@ -43,6 +43,13 @@ def _normalise(vectors: np.ndarray) -> np.ndarray:
     return vectors / norms
 
 
+#: The encoder reads only the first ``max_seq_length`` tokens of a text, but tokenizing a
+#: 1,000,000-character text whole takes over a second. Texts are cut to ``max_seq_length * 64``
+#: characters first: a token of ordinary text spans about 4-6 characters, so the cut never reaches
+#: the tokens that are embedded (8,192 characters at the default 128 tokens).
+CHARS_PER_TOKEN = 64
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model, loaded from a local folder."""
 
@@ -59,10 +66,21 @@ class SentenceTransformerEncoder:
         """Load a sentence-transformers folder offline."""
         from sentence_transformers import SentenceTransformer
 
-        model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
+        from embedloop.progress import library_progress
+
+        with library_progress():
+            model = SentenceTransformer(str(path), device=device or "cpu", local_files_only=True)
         if max_seq_length is not None and (model.max_seq_length or 0) > max_seq_length:
             model.max_seq_length = max_seq_length
-        return cls(model)
+        encoder = cls(model)
+        logger.debug("Loaded %s (max_seq_length %s)", path, model.max_seq_length)
+        return encoder
+
+    @property
+    def max_chars(self) -> int | None:
+        """Texts are cut to this many characters before tokenizing (see :data:`CHARS_PER_TOKEN`)."""
+        tokens = getattr(self.model, "max_seq_length", None)
+        return int(tokens) * CHARS_PER_TOKEN if tokens else None
 
     @property
     def dimension(self) -> int:
@@ -85,8 +103,9 @@ class SentenceTransformerEncoder:
     def _embed(self, texts: Sequence[str], batch_size: int, show_progress: bool) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        limit = self.max_chars
         vectors = self.model.encode(
-            list(texts),
+            [t[:limit] for t in texts] if limit else list(texts),
             batch_size=batch_size,
             show_progress_bar=show_progress,
             convert_to_numpy=True,

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from embedloop.errors import ModelIntegrityError, NotFoundError
+from embedloop.errors import ModelIntegrityError, NotFoundError, VersionInUseError
 from embedloop.index.faiss_index import atomic_write_json, fsync_dir
 
 logger = logging.getLogger(__name__)
@@ -201,7 +201,9 @@ class ModelRegistry:
     def remove(self, version: int) -> None:
         """Delete a version's folder (never the active one)."""
         if version == self.active_version():
-            raise ValueError(f"Version {version} is active and cannot be removed.")
+            raise VersionInUseError(
+                f"Version {version} is active and cannot be removed; roll back to another version first."
+            )
         shutil.rmtree(self.folder(version), ignore_errors=True)
 
     def discard_folder(self, version: int) -> None:

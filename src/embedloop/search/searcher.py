@@ -11,13 +11,14 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from embedloop.errors import ModelIntegrityError
+from embedloop.errors import ModelIntegrityError, StorageError
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.models.encoder import Encoder, encode_queries
 from embedloop.search.interleave import Shown, team_draft
@@ -65,10 +66,19 @@ class Searcher:
         self._candidate: ServingState | None = None
         self._last_sync = 0.0
         self._pool: ThreadPoolExecutor | None = None
+        #: Called on the first read of :attr:`state` while nothing is published (lazy model loading).
+        self.loader: Callable[[], None] | None = None
 
     @property
     def state(self) -> ServingState | None:
-        """The published state (``None`` before the first load)."""
+        """The published state; the first read loads it through :attr:`loader` (the model is lazy)."""
+        if self._state is None and self.loader is not None:
+            self.loader()
+        return self._state
+
+    @property
+    def loaded_state(self) -> ServingState | None:
+        """The published state, or ``None`` if nothing is loaded yet (never loads)."""
         return self._state
 
     @property
@@ -180,8 +190,9 @@ class Searcher:
 
     def search(self, query: str, k: int) -> tuple[ServingState, list[tuple[int, float]]]:
         """Nearest items to ``query``: the state used and ``(key, score)`` pairs, best first."""
-        state = self._state
-        assert state is not None, "no model version is loaded"
+        state = self.state
+        if state is None:
+            raise StorageError("No model version is loaded; open the storage with EmbedLoop first.")
         vector = encode_queries(state.encoder, [query], batch_size=1)
         return state, self.search_vector(state, vector, k)
 
@@ -193,8 +204,9 @@ class Searcher:
         The candidate's query is encoded on a second thread while this one
         encodes the active model's: torch releases the GIL inside its kernels.
         """
-        state = self._state
-        assert state is not None, "no model version is loaded"
+        state = self.state
+        if state is None:
+            raise StorageError("No model version is loaded; open the storage with EmbedLoop first.")
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedloop-trial")
         pending = self._pool.submit(encode_queries, candidate.encoder, [query], batch_size=1)

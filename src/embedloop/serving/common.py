@@ -8,10 +8,12 @@ import logging
 import signal
 import sys
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from embedloop.errors import ConfigError, EmbedLoopError
-from embedloop.settings import Settings
+from embedloop.settings import Settings, with_stored_model
 
 logger = logging.getLogger(__name__)
 
@@ -19,6 +21,29 @@ logger = logging.getLogger(__name__)
 def error_body(kind: str, message: str, field: str | None = None, **extra: Any) -> dict[str, Any]:
     """The JSON body of every error response."""
     return {"error": {"type": kind, "message": message, "field": field, **extra}}
+
+
+#: Bearer tokens shorter than this are accepted, with a warning: they can be guessed.
+MIN_TOKEN_LENGTH = 16
+
+
+def warn_weak_tokens(settings: Settings) -> list[str]:
+    """Log a warning for each configured token shorter than :data:`MIN_TOKEN_LENGTH`; return their names."""
+    weak = []
+    for name, token in (
+        ("EMBEDLOOP_API_TOKEN", settings.api_token),
+        ("EMBEDLOOP_FEEDBACK_TOKEN", settings.feedback_token),
+    ):
+        if token is not None and len(token) < MIN_TOKEN_LENGTH:
+            logger.warning(
+                "%s is %d characters long; use at least %d random characters (e.g. `python -c "
+                "'import secrets; print(secrets.token_urlsafe(32))'`).",
+                name,
+                len(token),
+                MIN_TOKEN_LENGTH,
+            )
+            weak.append(name)
+    return weak
 
 
 def is_loopback(host: str) -> bool:
@@ -40,11 +65,36 @@ def check_bind(host: str, insecure: bool) -> None:
         )
 
 
-def run_uvicorn(app: Any, host: str, port: int, log_level: str = "info") -> None:
-    """Serve ``app`` until SIGINT / SIGTERM, then return normally (no re-raised signal)."""
+def when_ready(server: Any, callback: Callable[[], None], *, poll_seconds: float = 0.05) -> threading.Thread:
+    """Call ``callback`` (in a daemon thread) once the uvicorn ``server`` accepts connections.
+
+    Nothing is called if the server stops before it is ready.
+    """
+
+    def wait() -> None:
+        while not getattr(server, "started", False):
+            if getattr(server, "should_exit", False):
+                return
+            time.sleep(poll_seconds)
+        callback()
+
+    thread = threading.Thread(target=wait, name="embedloop-when-ready", daemon=True)
+    thread.start()
+    return thread
+
+
+def run_uvicorn(
+    app: Any, host: str, port: int, log_level: str = "info", *, on_ready: Callable[[], None] | None = None
+) -> None:
+    """Serve ``app`` until SIGINT / SIGTERM, then return normally (no re-raised signal).
+
+    ``on_ready`` runs once the server accepts connections (the scheduler starts there).
+    """
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level=log_level))
+    if on_ready is not None:
+        when_ready(server, on_ready)
     main = threading.current_thread() is threading.main_thread()
     # uvicorn re-raises the signal it shut down on; swallow SIGTERM so callers can clean up.
     previous = signal.signal(signal.SIGTERM, lambda *_: None) if main else None
@@ -92,7 +142,17 @@ def parse_args(argv: list[str] | None, *, prog: str, description: str, http: boo
         level=args.log_level.upper(), stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     try:
-        args.settings = Settings.from_env(**overrides)
+        args.settings = with_stored_model(Settings.from_env(**overrides), explicit=args.model is not None)
     except EmbedLoopError as exc:
         parser.exit(2, f"error: {exc}\n")
     return args
+
+
+def start_scheduler_when_ready(scheduler: Any, url: str) -> Callable[[], None]:
+    """The ``on_ready`` callback that starts ``scheduler`` and says so in the log."""
+
+    def start() -> None:
+        logger.info("Server ready at %s; the fine-tuning scheduler starts now (first check now).", url)
+        scheduler.start()
+
+    return start

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -53,8 +54,16 @@ import embedloop
 from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
-from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.serving.common import (
+    check_bind,
+    error_body,
+    parse_args,
+    run_uvicorn,
+    start_scheduler_when_ready,
+    warn_weak_tokens,
+)
 from embedloop.serving.dashboard import install_dashboard
+from embedloop.serving.limits import BodySizeLimit, json_position, small_body_limit
 from embedloop.serving.review_routes import review_router
 from embedloop.settings import Settings
 from embedloop.skills.agent import status_report
@@ -173,6 +182,17 @@ def _field_of(loc: tuple[Any, ...] | list[Any]) -> str:
     return ".".join(parts) or "body"
 
 
+def _detail(error: Mapping[str, Any], body: Any) -> dict[str, Any]:
+    """One validation error as ``{"field", "message"}``; malformed JSON names its line and column."""
+    loc = tuple(error.get("loc", ()))
+    if error.get("type") == "json_invalid" and len(loc) == 2 and isinstance(loc[1], int):
+        reason = (error.get("ctx") or {}).get("error") or error.get("msg", "invalid JSON")
+        where = json_position(body, loc[1])
+        at = f" at line {where[0]}, column {where[1]}" if where else ""
+        return {"field": "body", "message": f"malformed JSON{at}: {reason}; send a valid JSON object."}
+    return {"field": _field_of(loc), "message": error.get("msg", "")}
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(EmbedLoopError)
     async def _domain(_request: Request, exc: EmbedLoopError) -> JSONResponse:
@@ -180,7 +200,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"field": _field_of(e.get("loc", ())), "message": e.get("msg", "")} for e in exc.errors()]
+        details = [_detail(e, exc.body) for e in exc.errors()]
         first = details[0] if details else {"field": "body", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}"
         return JSONResponse(error_body("ValidationError", message, first["field"], details=details), 422)
@@ -218,6 +238,13 @@ def create_app(
         responses=ERROR_RESPONSES,
     )
     _install_error_handlers(app)
+    app.add_middleware(  # size first (issue 12, item 4): catalog uploads may be large, nothing else is
+        BodySizeLimit,
+        max_bytes=settings.max_request_bytes,
+        small_bytes=small_body_limit(settings.max_k, settings.max_request_bytes),
+        large_prefixes=("/catalog",),
+    )
+    warn_weak_tokens(settings)
 
     def _refuse() -> HTTPException:
         return HTTPException(
@@ -354,13 +381,14 @@ def serve(
     if settings.api_token is None and not insecure:
         logger.warning("No EMBEDLOOP_API_TOKEN: fine-tune, rollback and catalog endpoints answer 403.")
     loop = EmbedLoop(settings)
+    loop.warm_up()  # the model loads before the server accepts requests, not at the first search
     scheduler = FineTuneScheduler(loop) if with_scheduler else None
     app = create_app(loop, settings, insecure=insecure, scheduler=scheduler)
-    if scheduler is not None:
-        scheduler.start()
+    # The scheduler starts once the server accepts connections (its first check may train for minutes).
+    ready = start_scheduler_when_ready(scheduler, f"http://{host}:{port}") if scheduler is not None else None
     logger.info("Dashboard at %s", dashboard_url(host, port))
     try:
-        run_uvicorn(app, host, port, log_level)
+        run_uvicorn(app, host, port, log_level, on_ready=ready)
     finally:
         if scheduler is not None and not scheduler.stop(timeout=10):
             logger.warning("A fine-tuning cycle is still running; its training lock lease will expire on its own.")

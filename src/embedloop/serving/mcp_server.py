@@ -39,7 +39,15 @@ import embedloop
 from embedloop.errors import ConfigError, EmbedLoopError, InvalidInputError
 from embedloop.loop import EmbedLoop
 from embedloop.scheduler import FineTuneScheduler
-from embedloop.serving.common import check_bind, error_body, parse_args, run_uvicorn
+from embedloop.serving.common import (
+    check_bind,
+    error_body,
+    parse_args,
+    run_uvicorn,
+    start_scheduler_when_ready,
+    warn_weak_tokens,
+)
+from embedloop.serving.limits import BodySizeLimit
 from embedloop.settings import Settings
 from embedloop.skills.agent import Agent2EmbeddingSkill
 from embedloop.skills.tools import DESCRIPTIONS, PARAMS, REVIEW_PARAMS
@@ -227,7 +235,9 @@ def http_app(server: MCPServer, settings: Settings, host: str = "127.0.0.1", ins
             "MCP over HTTP exposes fine-tuning and rollback: set EMBEDLOOP_API_TOKEN, or use --insecure on a "
             "loopback address (127.0.0.1), or the stdio transport."
         )
-    return BearerGuard(server.streamable_http_app(host=host), settings.api_token)
+    warn_weak_tokens(settings)
+    limited = BodySizeLimit(server.streamable_http_app(host=host), settings.max_request_bytes)
+    return BearerGuard(limited, settings.api_token)
 
 
 def run_mcp(
@@ -245,6 +255,7 @@ def run_mcp(
     # Over stdio, stdout is the protocol: keep stray prints of model loading off it.
     with contextlib.redirect_stdout(sys.stderr):
         loop = EmbedLoop(settings)
+        loop.warm_up()  # the model loads before the server answers, not at the first search
     scheduler = FineTuneScheduler(loop) if with_scheduler else None
     server = build_server(loop, scheduler)
     closed = False
@@ -260,11 +271,13 @@ def run_mcp(
 
     try:
         app = http_app(server, settings, host, insecure) if transport == "http" else None
-        if scheduler is not None:
-            scheduler.start()
-        if app is not None:
-            run_uvicorn(app, host, port, log_level="warning")
+        if app is not None:  # the scheduler starts once the server accepts connections
+            ready = start_scheduler_when_ready(scheduler, f"http://{host}:{port}/mcp") if scheduler else None
+            run_uvicorn(app, host, port, log_level="warning", on_ready=ready)
         else:
+            if scheduler is not None:  # stdio is ready as soon as it reads
+                logger.info("MCP server ready on stdio; the fine-tuning scheduler starts now (first check now).")
+                scheduler.start()
             _run_stdio(server, close)
     finally:
         close()

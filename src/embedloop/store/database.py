@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from embedloop.errors import StorageError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -91,6 +91,8 @@ def _configure_sqlite(engine: Engine) -> None:
 
 def alembic_config() -> Config:
     """An Alembic config pointing at the packaged migrations."""
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     return cfg
@@ -98,13 +100,52 @@ def alembic_config() -> Config:
 
 def head_revision() -> str:
     """The newest migration's revision id."""
+    from alembic.script import ScriptDirectory
+
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
 
 
+_REVISION_LINE = re.compile(r"^(down_revision|revision)\s*(?::[^=]*)?=\s*(None|['\"]([^'\"]+)['\"])\s*$", re.M)
+
+
+def _packaged_head() -> str | None:
+    """The head revision read from the migration files without Alembic (``None`` if unclear)."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = {m.group(1): m.group(3) for m in _REVISION_LINE.finditer(path.read_text(encoding="utf-8"))}
+        if not found.get("revision"):
+            return None
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def _stored_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        if not inspect(conn).has_table("alembic_version"):
+            return None
+        rows = list(conn.execute(text("SELECT version_num FROM alembic_version")))
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def migrate(engine: Engine) -> None:
-    """Apply pending migrations, one process at a time."""
+    """Apply pending migrations, one process at a time.
+
+    A database already at the packaged head is recognised without importing
+    Alembic (it costs most of a CLI command's start-up); anything else goes
+    through Alembic.
+    """
+    head = _packaged_head()
+    if head is not None and _stored_revision(engine) == head:
+        return
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     head = head_revision()
     with engine.connect() as conn:
         if MigrationContext.configure(conn).get_current_revision() == head:

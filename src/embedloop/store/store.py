@@ -369,7 +369,8 @@ class FeedbackStore:
                 missing = sorted(set(shown_ids) - known)
                 raise NotFoundError(
                     f"Unknown item id(s) in shown: {missing[:10]!r}; add them to the catalog first "
-                    "(add_items / `embedloop catalog load`). Nothing was stored."
+                    "(add_items / `embedloop catalog load`; `embedloop catalog list` shows the known ids). "
+                    "Nothing was stored."
                 )
             event_ids = [e.event_id for e in events if e.event_id is not None]
             prior: dict[str, str] = {}

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from embedloop.errors import TrainingDataError
+from embedloop.progress import library_progress, progress_enabled
 from embedloop.settings import LossName, Settings
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
@@ -109,17 +111,22 @@ class EmbeddingFineTuner:
         )
 
         s = self.settings
-        model = (
-            parent
-            if not isinstance(parent, str | Path)
-            else SentenceTransformer(str(parent), device=s.device or "cpu", local_files_only=True)
-        )
+        with library_progress(s.show_progress):
+            model = (
+                parent
+                if not isinstance(parent, str | Path)
+                else SentenceTransformer(str(parent), device=s.device or "cpu", local_files_only=True)
+            )
         if (model.max_seq_length or 0) > s.max_seq_length:
             model.max_seq_length = s.max_seq_length
         columns = feedback_rows(examples, texts, s.loss, s.hard_negatives)
         rows = len(columns["anchor"])
         if rows == 0:
-            raise ValueError("No training rows could be built from the examples.")
+            raise TrainingDataError(
+                f"No training rows could be built from {len(examples)} example(s): each needs a query, a selected "
+                f"item with text and, with {s.hard_negatives} hard negative(s) per row, at least one negative. "
+                "Record more feedback (searches where something was selected), or lower EMBEDLOOP_HARD_NEGATIVES."
+            )
         train_data: Any = Dataset.from_dict(columns)
         loss: Any = build_loss(s.loss, model)
         if s.distill_weight > 0 and distill_texts:
@@ -146,7 +153,7 @@ class EmbeddingFineTuner:
             save_strategy="no",
             report_to="none",
             logging_steps=max(1, rows // max(2, s.train_batch_size) // 5),
-            disable_tqdm=not s.show_progress,
+            disable_tqdm=not progress_enabled(s.show_progress),  # bars only on a terminal
             use_cpu=(s.device or "cpu") == "cpu",
             dataloader_drop_last=False,
         )

@@ -185,13 +185,17 @@ def stop_trial(sv: Services, reason: str) -> dict[str, Any]:
 def _complete_promotion(sv: Services, trial: dict[str, Any]) -> None:
     """Switch to the trial's candidate (idempotent), then close the trial and its run."""
     version = int(trial["candidate_version"])
-    state = sv.searcher.state
-    candidate = sv.searcher.candidate
-    if candidate is None or candidate.version != version:
-        encoder = sv.load_encoder(version)
-        doc_generation = int(sv.registry.manifest(version).get("doc_generation", version))
-        candidate = sv.searcher.build_state(version, encoder, doc_generation)
-    if state is None or state.version != version or sv.registry.active_version() != version:
+    state = sv.searcher.loaded_state
+    if state is None:  # nothing is served in this process yet: move the pointer; the state loads on first use
+        with switch_lock(sv.store):
+            if sv.registry.active_version() != version:
+                sv.registry.activate(version)
+    elif state.version != version or sv.registry.active_version() != version:
+        candidate = sv.searcher.candidate
+        if candidate is None or candidate.version != version:
+            encoder = sv.load_encoder(version)
+            doc_generation = int(sv.registry.manifest(version).get("doc_generation", version))
+            candidate = sv.searcher.build_state(version, encoder, doc_generation)
         with switch_lock(sv.store):
             sv.activate_state(candidate)
     sv.serve_candidate(None)

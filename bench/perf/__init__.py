@@ -1,0 +1,1 @@
+"""``bench/performance.py`` split by phase: one module per measured figure, shared helpers in ``common``."""
