@@ -62,3 +62,9 @@ class TrainingInProgressError(EmbedLoopError):
     """Another process holds the training lock."""
 
     http_status = 409
+
+
+class ExportError(EmbedLoopError):
+    """A model version cannot be exported to (or loaded from) an ONNX backend; searches fall back to torch."""
+
+    http_status = 500
