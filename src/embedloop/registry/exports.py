@@ -142,6 +142,14 @@ def build_export(
     backend = backend_of(backend)
     if backend is InferenceBackend.TORCH:
         raise InvalidInputError("backend 'torch' serves the weights themselves; there is nothing to export.")
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError as exc:
+        raise ExportError(
+            f"the {backend.value} backend needs ONNX Runtime and onnx ({exc}); "
+            "install them with: pip install 'embedloop[onnx]'"
+        ) from None
     tick = time.perf_counter()
     if torch_model is None:
         from sentence_transformers import SentenceTransformer
