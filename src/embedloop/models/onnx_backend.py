@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -97,7 +98,7 @@ def export_onnx(model: SentenceTransformer, out_dir: Path) -> Path:
 
     mode = _pooling_mode(model)
     transformer = model[0]
-    hf_model = transformer.auto_model
+    hf_model: torch.nn.Module = transformer.auto_model  # type: ignore[assignment]
     tokenizer = model.tokenizer
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save_pretrained(str(out_dir))
@@ -123,7 +124,11 @@ def export_onnx(model: SentenceTransformer, out_dir: Path) -> Path:
     wrapper = _TokenEmbeddings(hf_model).eval()
     axes = {name: {0: "batch", 1: "sequence"} for name in [*input_names, "token_embeddings"]}
     path = out_dir / ONNX_FILE
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # Tracing notes that shape checks become constants: safe here (no key/value cache, the attention
+        # mask is always given); fp32 exports are checked against the torch vectors before use.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", message=".*aten::index.*")
         torch.onnx.export(
             wrapper,
             tuple(sample[name].to(device) for name in input_names),
@@ -135,10 +140,13 @@ def export_onnx(model: SentenceTransformer, out_dir: Path) -> Path:
             dynamo=False,  # the TorchScript exporter: no onnxscript needed, dynamic axes as named
         )
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    dimension = getter()
+    if dimension is None:
+        raise ExportError("cannot export a model that does not report its embedding dimension")
     meta = {
         "pooling": mode,
-        "dimension": int(getter()),
-        "max_seq_length": int(model.max_seq_length or tokenizer.model_max_length),
+        "dimension": int(dimension),
+        "max_seq_length": int(model.max_seq_length) if model.max_seq_length else 512,
         "do_lower_case": bool(getattr(transformer, "do_lower_case", False)),
         "inputs": input_names,
         "opset": OPSET,

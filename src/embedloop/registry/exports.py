@@ -352,13 +352,14 @@ def export_versions(
     *,
     force: bool = False,
 ) -> list[dict[str, Any]]:
-    """Export each ``(version, weights folder)`` for ``backend`` (rebuilt when ``force`` or unusable).
+    """Export each ``(version, weights folder)`` for ``backend``; an intact export is kept unless ``force``.
 
     Returns one dict per version: ``version``, ``backend``, ``status``
-    ("ok" | "built" | "failed") and the manifest record.
+    ("ok": the recorded export is intact | "built") and the manifest record.
 
     Raises:
         InvalidInputError: ``backend`` is not an ONNX backend.
+        ExportError: a version cannot be exported; the message says why.
     """
     chosen = backend_of(backend)
     if chosen is InferenceBackend.TORCH:
@@ -367,12 +368,25 @@ def export_versions(
         )
     out = []
     for version, model_dir in versions:
-        before = _record(registry, version, chosen)
-        intact = not force and check_export(export_dir(registry, version), before) is None
-        folder = (
-            export_dir(registry, version) if intact else ensure_export(registry, version, model_dir, chosen, force=True)
-        )
-        record = _record(registry, version, chosen)
-        status = "ok" if intact else ("built" if folder is not None else "failed")
-        out.append({"version": version, "backend": chosen.value, "status": status, "export": record})
+        folder = export_dir(registry, version)
+        if not force and check_export(folder, _record(registry, version, chosen)) is None:
+            out.append(
+                {
+                    "version": version,
+                    "backend": chosen.value,
+                    "status": "ok",
+                    "export": _record(registry, version, chosen),
+                }
+            )
+            continue
+        try:
+            record = build_export(model_dir, folder, chosen)
+        except ExportError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - name the version and the cause at the boundary
+            raise ExportError(
+                f"cannot export model version {version} for {chosen.value}: {type(exc).__name__}: {exc}"
+            ) from exc
+        _save_record(registry, version, record)
+        out.append({"version": version, "backend": chosen.value, "status": "built", "export": record})
     return out

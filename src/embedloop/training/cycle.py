@@ -23,6 +23,7 @@ from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.models.encoder import Encoder, SentenceTransformerEncoder, encode_queries
 from embedloop.models.query_side import adapter_encoder, query_model_encoder
+from embedloop.registry.exports import remove_exports, serving_candidate  # [issue 15]
 from embedloop.registry.registry import folder_checksum
 from embedloop.serving.searcher import ServingState
 from embedloop.settings import TrainingMode
@@ -201,6 +202,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         mode = s.training_mode
         active_corpus = _catalog_vectors(state, catalog)
         tick = time.perf_counter()
+        exports: dict[str, Any] = {}  # [issue 15]
         if mode is TrainingMode.FULL:
             trained = EmbeddingFineTuner(s).train(
                 loop.model_path(state.index_version),  # full mode trains from the document generation's model
@@ -209,7 +211,11 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
                 loop.registry.model_dir(version),
                 distill_texts=corpus_texts,
             )
-            candidate_encoder: Encoder = SentenceTransformerEncoder(trained.model)
+            # [issue 15] evaluate (and later serve) the candidate on the configured inference backend
+            candidate_encoder: Encoder
+            candidate_encoder, exports = serving_candidate(
+                loop.registry, version, s, SentenceTransformerEncoder(trained.model)
+            )
             train_info = {
                 "rows": trained.rows,
                 "steps": trained.steps,
@@ -218,6 +224,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             }
         else:
             candidate_encoder, train_info = _train_query_side(loop, state, examples, texts, version)
+            exports = train_info.pop("exports", None) or {}  # type: ignore[assignment]  # [issue 15]
         timings["train_seconds"] = round(time.perf_counter() - tick, 3)
 
         tick = time.perf_counter()
@@ -270,11 +277,13 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             "metrics": metrics,
             "primary_metric": PRIMARY,
             "checksum": folder_checksum(loop.registry.model_dir(version)),
+            "exports": exports,  # [issue 15] the inference backend's export, recorded with its checksum
             "run_id": run_id,
         }
         if reasons:
             loop.registry.write_manifest(version, {**manifest, "status": "rejected", "reasons": reasons})
             shutil.rmtree(loop.registry.model_dir(version), ignore_errors=True)
+            remove_exports(loop.registry, version)  # [issue 15]
             status = "rejected"
             logger.info("Candidate v%d rejected: %s", version, "; ".join(reasons))
         else:
@@ -317,6 +326,7 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
             if loop.registry.exists(version):
                 loop.registry.update(version, status="failed", failure=str(exc))
             shutil.rmtree(loop.registry.model_dir(version), ignore_errors=True)
+            remove_exports(loop.registry, version)  # [issue 15]
             loop.registry.discard_folder(version)
         reasons = [f"{type(exc).__name__}: {exc}"]
         finish_run(store, run_id, status="failed", version=version, reasons=reasons)
@@ -374,7 +384,10 @@ def _train_query_side(
         encoder: Encoder = adapter_encoder(state.encoder, docs, adapter)
     else:
         model, info = train_query_encoder(s, data, _query_model_path(loop, state.version), out_dir)
-        encoder = query_model_encoder(SentenceTransformerEncoder(model), docs)
+        query_model, info["exports"] = serving_candidate(  # [issue 15] served like it will be
+            loop.registry, version, s, SentenceTransformerEncoder(model)
+        )
+        encoder = query_model_encoder(query_model, docs)
     info["examples_per_second"] = round(info["rows"] / info["seconds"], 2) if info["seconds"] else 0.0
     return encoder, info
 
