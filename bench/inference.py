@@ -242,6 +242,13 @@ def bench_mpnet(minilm_torch: Any, work: Path, texts: Sequence[str], queries: Se
     }
 
 
+def save(results: dict[str, Any], out: Path | None) -> None:
+    """Write what is measured so far (a later phase that fails loses nothing)."""
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+
+
 def run(opts: argparse.Namespace) -> dict[str, Any]:
     perf.set_torch_threads(1)
     work = Path(tempfile.mkdtemp(prefix="bench-inference-"))
@@ -259,16 +266,26 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     queries = [perf.make_query(rng.choice(items), rng) for _ in range(opts.queries + 20)]
     results["query_encode"] = bench_query_encode(encoders, queries, warmup=20)
     log.info("query encode: %s", results["query_encode"])
-    results["search"] = [bench_search(encoders, size, opts.queries, 20, work) for size in opts.sizes]
+    save(results, opts.out)
+    results["search"] = []
+    for size in opts.sizes:
+        results["search"].append(bench_search(encoders, size, opts.queries, 20, work))
+        log.info("search: %s", results["search"][-1])
+        save(results, opts.out)
     results["catalog_embedding"] = {
         "securities": bench_throughput(encoders, catalog_texts(opts.catalog_items)),
         "scifact": bench_throughput(encoders, scifact_texts(opts.scifact_docs)),
     }
     log.info("catalog embedding: %s", results["catalog_embedding"])
+    save(results, opts.out)
     if opts.quality:
         results["quality_scifact_dev"] = bench_quality(encoders, opts.quality_docs)
+        save(results, opts.out)
     if opts.mpnet:
-        results["mpnet"] = bench_mpnet(encoders["torch"], work, catalog_texts(opts.catalog_items), queries[:60])
+        try:
+            results["mpnet"] = bench_mpnet(encoders["torch"], work, catalog_texts(opts.catalog_items), queries[:60])
+        except Exception as exc:  # noqa: BLE001 - e.g. the int8 export is refused: record why
+            results["mpnet"] = {"error": f"{type(exc).__name__}: {exc}"}
         log.info("mpnet: %s", results["mpnet"])
     results["load_after"] = os.getloadavg()
     return results
@@ -335,9 +352,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     results = run(opts)
     table = render(results)
     results["table"] = table
-    if opts.out is not None:
-        opts.out.parent.mkdir(parents=True, exist_ok=True)
-        opts.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
+    save(results, opts.out)
     sys.stdout.write(table + "\n")
 
 
