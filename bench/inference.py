@@ -258,6 +258,12 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         "load_before": os.getloadavg(),
         "settings": vars(opts),
     }
+    if opts.mpnet_only:
+        encoders, _ = load_encoders(perf.MODEL, work, backends=("torch",))
+        queries = [t.split(" - ", 1)[-1] for t in catalog_texts(80)]
+        results["mpnet"] = bench_mpnet(encoders["torch"], work, catalog_texts(opts.catalog_items), queries)
+        log.info("mpnet: %s", results["mpnet"])
+        return results
     encoders, results["export"] = load_encoders(perf.MODEL, work)
     import random
 
@@ -340,6 +346,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quality", action="store_true", help="SciFact dev NDCG@10 per backend (base model)")
     p.add_argument("--quality-docs", type=int, default=None, help="corpus limit for --quality (default: all)")
     p.add_argument("--mpnet", action="store_true", help="all-mpnet-base-v2 int8 vs MiniLM torch")
+    p.add_argument("--mpnet-only", action="store_true", help="only the mpnet comparison (no MiniLM backend figures)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     opts = p.parse_args(argv)
     opts.sizes = [int(x) for x in str(opts.sizes).split(",") if x.strip()]
@@ -350,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     opts = parse_args(argv)
     results = run(opts)
+    if opts.mpnet_only:
+        save(results, opts.out)
+        sys.stdout.write(json.dumps(results["mpnet"], indent=2) + "\n")
+        return
     table = render(results)
     results["table"] = table
     save(results, opts.out)

@@ -148,6 +148,14 @@ def test_int8_export_is_a_quarter_of_the_size(exported):
     assert not (exported["onnx-int8"]["dir"] / ONNX_FILE).exists()  # the fp32 intermediate is not kept
 
 
+def test_down_projections_are_found_by_weight_shape(exported):
+    from embedloop.models.onnx_backend import down_projections
+
+    names = down_projections(exported["onnx"]["dir"] / ONNX_FILE)
+    assert len(names) == 6  # MiniLM-L6: one feed-forward output per layer
+    assert exported["onnx-int8"]["record"]["quantization"]["fp32_nodes"] == 0  # MiniLM needs none kept in fp32
+
+
 def test_unsupported_module_stacks_are_refused(torch_minilm, tmp_path: Path):
     from sentence_transformers import SentenceTransformer
     from sentence_transformers.sentence_transformer.modules import Dense

@@ -160,11 +160,21 @@ def build_export(
     try:
         onnx_path = export_onnx(torch_model, scratch)
         quantization = None
+        file_name = FILES[backend]
         if backend is InferenceBackend.ONNX_INT8:
             quantization = quantize_int8(onnx_path, scratch / INT8_FILE)
+            agreement = _agreement(OnnxEncoder.load(scratch, file_name, backend=backend.value), torch_model)
+            if not agreement >= MIN_AGREEMENT[backend]:
+                logger.info(
+                    "int8 export of %s agrees with torch only to %.4f; keeping its down projections in fp32",
+                    model_dir,
+                    agreement,
+                )
+                quantization = quantize_int8(onnx_path, scratch / INT8_FILE, keep_down_projections=True)
+                agreement = _agreement(OnnxEncoder.load(scratch, file_name, backend=backend.value), torch_model)
             onnx_path.unlink()
-        file_name = FILES[backend]
-        agreement = _agreement(OnnxEncoder.load(scratch, file_name, backend=backend.value), torch_model)
+        else:
+            agreement = _agreement(OnnxEncoder.load(scratch, file_name, backend=backend.value), torch_model)
         if not agreement >= MIN_AGREEMENT[backend]:
             raise ExportError(
                 f"the {backend.value} export of {model_dir} disagrees with the torch model: smallest cosine "
