@@ -33,6 +33,7 @@ import itertools
 import json
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -356,7 +357,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     opts = parse_args(argv)
-    results = run(opts)
+    scratch = Path(tempfile.mkdtemp(prefix="bench-inference-"))
+    tempfile.tempdir = str(scratch)  # every export, cache and store of this run lives here, removed at the end
+    try:
+        results = run(opts)
+    finally:
+        tempfile.tempdir = None
+        shutil.rmtree(scratch, ignore_errors=True)
     if opts.mpnet_only:
         save(results, opts.out)
         sys.stdout.write(json.dumps(results["mpnet"], indent=2) + "\n")
