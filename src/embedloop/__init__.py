@@ -20,7 +20,7 @@ from embedloop.errors import (
     TrainingInProgressError,
 )
 from embedloop.loop import EmbedLoop
-from embedloop.settings import LossName, Settings, TrainingMode
+from embedloop.settings import InferenceBackend, LossName, Settings, TrainingMode
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
 
 __version__ = "0.1.0"
@@ -32,6 +32,7 @@ __all__ = [
     "EmbedLoopError",
     "FeedbackEvent",
     "Hit",
+    "InferenceBackend",
     "InvalidInputError",
     "Item",
     "LossName",

@@ -92,3 +92,9 @@ class VersionInUseError(EmbedLoopError):
     """A model version cannot be removed or changed because searches use it."""
 
     http_status = 409
+
+
+class ExportError(EmbedLoopError):
+    """A model version cannot be exported to (or loaded from) an ONNX backend; searches fall back to torch."""
+
+    http_status = 500

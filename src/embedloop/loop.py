@@ -21,7 +21,7 @@ from embedloop.errors import (
     NotFoundError,
     StorageError,
 )
-from embedloop.models.encoder import Encoder, SentenceTransformerEncoder
+from embedloop.models.encoder import Encoder
 from embedloop.registry import ModelRegistry
 from embedloop.search.searcher import Searcher, ServingState
 from embedloop.settings import Settings
@@ -176,10 +176,11 @@ class EmbedLoop:
         if verify:
             self.registry.verify(version)
         encoder: Encoder
+        # [issue 15] the inference backend (torch / onnx / onnx-int8) picks the encoder: registry/exports.py
+        from embedloop.registry.exports import load_version_encoder
+
         if mode == "full":
-            encoder = SentenceTransformerEncoder.load(
-                self.model_path(version), device=self.settings.device, max_seq_length=self.settings.max_seq_length
-            )
+            encoder = load_version_encoder(self.registry, version, self.model_path(version), self.settings)
         else:
             from embedloop.models.query_side import LowRankAdapter, adapter_encoder, query_model_encoder
 
@@ -189,9 +190,7 @@ class EmbedLoop:
                 parent = self.load_encoder(int(manifest["parent"]), verify=verify)
                 encoder = adapter_encoder(parent, docs, LowRankAdapter.load(folder))
             else:
-                query_model = SentenceTransformerEncoder.load(
-                    folder, device=self.settings.device, max_seq_length=self.settings.max_seq_length
-                )
+                query_model = load_version_encoder(self.registry, version, folder, self.settings)  # [issue 15]
                 encoder = query_model_encoder(query_model, docs)
         self._encoders[version] = encoder
         return encoder
@@ -707,6 +706,29 @@ class EmbedLoop:
                 "at least two queries). Record selections for more distinct queries, then evaluate again."
             )
         return result
+
+    def export_model(
+        self, version: int | None = None, backend: str | None = None, *, force: bool = False
+    ) -> list[dict[str, Any]]:
+        """Export ``version`` (default: the active one) for an ONNX backend and record it in its manifest.
+
+        ``backend`` defaults to ``settings.inference_backend`` (``onnx`` or
+        ``onnx-int8``). The versions ``version`` loads from (its document
+        generation, an adapter's parent) are exported too. An intact export is
+        kept unless ``force``. Returns one dict per exported version. [issue 15]
+        """
+        from embedloop.registry.exports import export_versions
+
+        version = self.active_version if version is None else version
+        if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+            raise InvalidInputError(f"version must be a non-negative integer, got {version!r}.", field="version")
+        self.registry.manifest(version)  # NotFoundError names the kept versions
+        chosen = backend if backend is not None else self.settings.inference_backend.value
+        targets = sorted({version} | self.registry.dependencies(version))
+        with_weights = [v for v in targets if self.registry.manifest(v).get("mode", "full") != "adapter"]
+        for v in with_weights:
+            self.registry.verify(v)
+        return export_versions(self.registry, [(v, self.model_path(v)) for v in with_weights], chosen, force=force)
 
     def versions(self) -> list[dict[str, Any]]:
         """Kept model versions, newest first, the active one marked (``active``) and a candidate on trial too (``on_trial``)."""

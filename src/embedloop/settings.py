@@ -37,6 +37,17 @@ class TrainingMode(StrEnum):
     ADAPTER = "adapter"  # a low-rank transform of query embeddings; the cheapest
 
 
+class InferenceBackend(StrEnum):
+    """What runs the encoder for search and catalog embedding. See ``docs/inference.md``.
+
+    Training always runs in torch; the ONNX backends run each version's exported copy.
+    """
+
+    TORCH = "torch"  # the sentence-transformers model itself
+    ONNX = "onnx"  # ONNX Runtime, fp32: the same vectors, a faster runtime
+    ONNX_INT8 = "onnx-int8"  # ONNX Runtime, weights dynamically quantised to int8: fastest, approximate
+
+
 #: The allowed values of ``negative_sources``.
 NEGATIVE_SOURCES = ("skip_above", "shown", "mined")
 
@@ -126,6 +137,8 @@ class Settings:
     max_seq_length: int = 128
 
     # Serving.
+    #: Runtime of the encoder for searches and catalog embedding (env EMBEDLOOP_INFERENCE_BACKEND).
+    inference_backend: InferenceBackend = InferenceBackend.TORCH
     encode_batch_size: int = 64
     max_k: int = 1000
     #: Longest item text kept (characters). The whole text is stored and returned; the encoder embeds
@@ -259,6 +272,8 @@ def _coerce(name: str, value: Any, type_hint: Any, *, source: str) -> Any:
             return LossName(value.lower() if isinstance(value, str) else value)
         if hint.startswith("TrainingMode"):
             return TrainingMode(value.lower() if isinstance(value, str) else value)
+        if hint.startswith("InferenceBackend"):
+            return InferenceBackend(value.lower() if isinstance(value, str) else value)
         if hint.startswith("bool"):
             if isinstance(value, bool):
                 return value
@@ -291,6 +306,8 @@ def _allowed(hint: str) -> str:
         return "one of " + ", ".join(repr(x.value) for x in LossName)
     if hint.startswith("TrainingMode"):
         return "one of " + ", ".join(repr(x.value) for x in TrainingMode)
+    if hint.startswith("InferenceBackend"):
+        return "one of " + ", ".join(repr(x.value) for x in InferenceBackend)
     if hint.startswith("bool"):
         return "a boolean (true/false, 1/0, yes/no)"
     if hint.startswith("int"):

@@ -1,4 +1,4 @@
-"""``embedloop models``: list, roll back and prune model versions, show or stop a trial."""
+"""``embedloop models``: list, roll back, prune and export model versions, show or stop a trial."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import click
 
 from embedloop.cli.context import CliState, LoopGroup, pass_state
 from embedloop.cli.output import table
+from embedloop.settings import InferenceBackend
 
 
 def _primary_metric(manifest: dict[str, Any]) -> Any:
@@ -135,3 +136,29 @@ def trial(state: CliState, stop: bool, reason: str, yes: bool, history: int | No
         ]
         text += "\n" + table(["trial", "candidate", "active", "status", "searches", "reason"], rows)
     state.emit(payload, text)
+
+
+@models.command(short_help="Export a model version for the ONNX inference backends.")
+@click.option(
+    "--version",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Version to export (and the versions it loads from); default: the active one.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice([b.value for b in InferenceBackend], case_sensitive=False),
+    help="onnx (fp32) or onnx-int8; default: EMBEDLOOP_INFERENCE_BACKEND.",
+)
+@click.option("--force", is_flag=True, help="Rebuild the export even when the recorded one is intact.")
+@pass_state
+def export(state: CliState, version: int | None, backend: str | None, force: bool) -> None:
+    """Export a version for ONNX Runtime and record it in its manifest (export_model)."""
+    results = state.loop.export_model(version=version, backend=backend, force=force)
+    lines = []
+    for r in results:
+        record = r.get("export") or {}
+        size = f", {record['bytes'] / 1e6:.1f} MB" if record.get("bytes") else ""
+        agreement = f", agreement {record['agreement']:.4f}" if record.get("agreement") is not None else ""
+        lines.append(f"v{r['version']} {r['backend']}: {r['status']}{size}{agreement}")
+    state.emit(results, "\n".join(lines))

@@ -233,6 +233,7 @@ class ModelRegistry:
             status = self.manifest(version).get("status")
             if status == "candidate":
                 shutil.rmtree(self.model_dir(version), ignore_errors=True)
+                shutil.rmtree(self.folder(version) / "export", ignore_errors=True)  # [issue 15] its ONNX export
                 self.update(version, status="failed", failure="interrupted before promotion finished")
                 cleaned.append(version)
             elif status == "active" and version != active:

@@ -21,7 +21,7 @@ import random
 import shutil
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.evaluation.precheck import GUARD, PRIMARY, gate_alone, precheck
 from embedloop.models.encoder import Encoder, SentenceTransformerEncoder, encode_queries
 from embedloop.models.query_side import adapter_encoder, query_model_encoder
+from embedloop.registry.exports import remove_exports, serving_candidate
 from embedloop.registry.registry import folder_checksum
 from embedloop.search.searcher import ServingState
 from embedloop.settings import Settings, TrainingMode
@@ -164,6 +165,8 @@ class Candidate:
     encoder: Encoder
     info: dict[str, Any]
     corpus: np.ndarray | None = None
+    #: The inference backend's export of the candidate (recorded in its manifest; empty with torch).
+    exports: dict[str, Any] = field(default_factory=dict)
 
 
 def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
@@ -239,9 +242,12 @@ def train(
             "train_loss": trained.train_loss,
             "examples_per_second": round(trained.examples_per_second, 2),
         }
-        return Candidate(version, SentenceTransformerEncoder(trained.model), info)
+        # evaluated, put on trial and served on the configured inference backend: like with like
+        encoder, exports = serving_candidate(sv.registry, version, s, SentenceTransformerEncoder(trained.model))
+        return Candidate(version, encoder, info, exports=exports)
     encoder, info = _train_query_side(sv, state, examples, texts, version)
-    return Candidate(version, encoder, info)
+    exports = info.pop("exports", None)
+    return Candidate(version, encoder, info, exports=exports if isinstance(exports, dict) else {})
 
 
 def score(
@@ -324,6 +330,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
         if reasons:
             sv.registry.write_manifest(version, {**manifest, "status": "rejected", "reasons": reasons})
             shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
+            remove_exports(sv.registry, version)
             status = "rejected"
             logger.info("Candidate v%d stopped by the pre-check: %s", version, "; ".join(reasons))
         elif s.trials:
@@ -369,6 +376,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
                 sv.registry.update(version, status="failed", failure=str(exc))
             shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
             shutil.rmtree(sv.searcher.index_dir(version), ignore_errors=True)
+            remove_exports(sv.registry, version)
             sv.registry.discard_folder(version)
         reasons = [f"{type(exc).__name__}: {exc}" if str(exc) else f"interrupted ({type(exc).__name__})"]
         finish_run(store, run_id, status="failed", version=version, reasons=reasons)
@@ -425,6 +433,7 @@ def _manifest(
         "judged_by": "trial" if s.trials else "held-out feedback",
         "holdout_source": held_source,
         "checksum": folder_checksum(sv.registry.model_dir(version)),
+        "exports": candidate.exports,
         "run_id": run_id,
     }
 
@@ -480,7 +489,8 @@ def _train_query_side(
         encoder: Encoder = adapter_encoder(state.encoder, docs, adapter)
     else:
         model, info = train_query_encoder(s, data, _query_model_path(sv, state.version), out_dir)
-        encoder = query_model_encoder(SentenceTransformerEncoder(model), docs)
+        query_model, info["exports"] = serving_candidate(sv.registry, version, s, SentenceTransformerEncoder(model))
+        encoder = query_model_encoder(query_model, docs)
     info["examples_per_second"] = round(info["rows"] / info["seconds"], 2) if info["seconds"] else 0.0
     return encoder, info
 

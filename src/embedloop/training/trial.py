@@ -26,6 +26,7 @@ from typing import Any
 from embedloop.errors import TrialError
 from embedloop.evaluation.trial_test import SequentialTest, TrialEvidence, Verdict
 from embedloop.index.faiss_index import VectorIndex
+from embedloop.registry.exports import remove_exports
 from embedloop.search.searcher import ServingState
 from embedloop.settings import TrainingMode
 from embedloop.store.locks import switch_lock
@@ -214,6 +215,7 @@ def _retire_candidate(sv: Services, trial: dict[str, Any], reason: str, outcome:
     if manifest:
         sv.registry.update(version, status="rejected", reasons=[reason], trial_outcome=outcome)
         shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
+        remove_exports(sv.registry, version)
         if int(manifest.get("doc_generation", version)) == version:
             shutil.rmtree(sv.searcher.index_dir(version), ignore_errors=True)
     if trial.get("run_id") is not None:
