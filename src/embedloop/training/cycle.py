@@ -245,9 +245,9 @@ def train(
         # evaluated, put on trial and served on the configured inference backend: like with like
         encoder, exports = serving_candidate(sv.registry, version, s, SentenceTransformerEncoder(trained.model))
         return Candidate(version, encoder, info, exports=exports)
-    encoder, info = _train_query_side(sv, state, examples, texts, version)
-    exports = info.pop("exports", None)
-    return Candidate(version, encoder, info, exports=exports if isinstance(exports, dict) else {})
+    query_encoder, query_info = _train_query_side(sv, state, examples, texts, version)
+    recorded: Any = query_info.pop("exports", None)
+    return Candidate(version, query_encoder, query_info, exports=recorded if isinstance(recorded, dict) else {})
 
 
 def score(
