@@ -217,6 +217,8 @@ def test_the_trial_survives_a_restart_and_a_crash_mid_promotion(storage):
         assert {k: after[k] for k in ("searches", "wins", "losses")} == {
             k: before[k] for k in ("searches", "wins", "losses")
         }
+        assert loop.searcher.candidate is None  # loading is lazy: the first search loads both models
+        loop.search("word1 shared thing", k=5)
         assert loop.searcher.candidate is not None and loop.searcher.candidate.version == version
         # a process claims the promotion and dies before switching
         assert claim(loop.store, after["trial_id"], to=PROMOTING, outcome={}, reason="test")
