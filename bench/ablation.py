@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -45,7 +46,9 @@ from embedloop.benchmarks.quality import (  # noqa: E402
     evaluate_active,
     evaluate_model,
     index_corpus,
+    load_base_model,
     simulate_round,
+    train_naive,
     train_oracle,
 )
 
@@ -120,6 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", action="append", default=[], help="name or name:key=value,... (repeat)")
     p.add_argument("--set", dest="base_set", action="append", default=[], help="KEY=VALUE for every config")
     p.add_argument("--no-oracle", action="store_true")
+    p.add_argument(
+        "--naive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a row for the naive loop (MNRL on every click, skip-above negatives, lr 2e-5, always promoted)",
+    )
     p.add_argument("--index-cache", type=Path, default=ROOT / "bench-results" / "index-cache")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -161,10 +170,31 @@ def main(argv: list[str] | None = None) -> int:
             }
             shutil.rmtree(storage / "oracle-scratch", ignore_errors=True)
             logger.info("Oracle dev: %s", oracle["dev"])
+        naive = None
+        if args.naive:
+            tick = time.perf_counter()
+            model = load_base_model(loop)
+            sessions = loop.store.feedback_sessions()
+            ids = {i for x in sessions for i in x["shown"]}
+            info = train_naive(model, sessions, loop.store.iter_item_texts(ids), settings)
+            naive = {
+                "name": "naive",
+                "changes": {"naive": True},
+                "gate": "promote",
+                "gate_reasons": [],
+                "dev": evaluate_model(model, data, "dev", sorted(data.corpus), settings.encode_batch_size),
+                "cycle_seconds": round(time.perf_counter() - tick, 2),
+                "timings": info,
+            }
+            logger.info("Naive dev: %s", naive["dev"])
         loop.close()
         rows = []
-        for name, changes in configs:
-            row = {"name": name, **run_config(settings, changes, storage, data, "dev")}
+        pending: list[tuple[str, dict[str, str]]] = ([("naive", {})] if naive is not None else []) + configs
+        for name, changes in pending:
+            if naive is not None and name == "naive" and not changes:
+                row = dict(naive)
+            else:
+                row = {"name": name, **run_config(settings, changes, storage, data, "dev")}
             if row["dev"] is not None:
                 row["dev_gain"] = {m: round(row["dev"][m] - base[m], 5) for m in METRICS}
                 if oracle is not None and oracle["dev"]["ndcg@10"] != base["ndcg@10"]:
@@ -172,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                         (row["dev"]["ndcg@10"] - base["ndcg@10"]) / (oracle["dev"]["ndcg@10"] - base["ndcg@10"]), 3
                     )
                 row["gate_right"] = (row["gate"] == "promote") == (row["dev_gain"]["ndcg@10"] > 0)
+            row["max_rss_mb_so_far"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             rows.append(row)
             logger.info(
                 "%s: gate %s (%s); dev ndcg@10 gain %s; gain recovered %s; cycle %.1f s",

@@ -315,6 +315,77 @@ def train_oracle(
     return result.model, info
 
 
+# ---------------------------------------------------------------- naive reference
+#: The plain loop every report is compared with (issue 11): MNRL on every click, skip-above negatives, lr 2e-5.
+NAIVE_LEARNING_RATE = 2e-5
+
+
+def naive_rows(sessions: list[dict[str, Any]], texts: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """Every click as a row, no merging, no denoising: ``(query, clicked, skipped-above)`` per skipped-above
+    result, ``(query, clicked)`` for a click with nothing above it. Two datasets (MNRL needs equal columns)."""
+    pairs: dict[str, list[str]] = {"anchor": [], "positive": []}
+    triplets: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
+    for s in sessions:
+        picked = {item for item, _r, _q in s["selected"]}
+        for item, rank, _seq in s["selected"]:
+            if item not in texts:
+                continue
+            above = [i for i in s["shown"][: (rank or 1) - 1] if i not in picked and i in texts]
+            if not above:
+                pairs["anchor"].append(s["query"])
+                pairs["positive"].append(texts[item])
+            for neg in above:
+                triplets["anchor"].append(s["query"])
+                triplets["positive"].append(texts[item])
+                triplets["negative"].append(texts[neg])
+    return {name: cols for name, cols in (("pairs", pairs), ("skip_above", triplets)) if len(cols["anchor"]) >= 2}
+
+
+def train_naive(model: Any, sessions: list[dict[str, Any]], texts: dict[str, str], settings: Any) -> dict[str, Any]:
+    """Train ``model`` in place the naive way on ``sessions`` (one epoch, lr 2e-5, MNRL per dataset)."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    columns = naive_rows(sessions, texts)
+    rows = sum(len(c["anchor"]) for c in columns.values())
+    if not columns:
+        return {"rows": 0, "train_seconds": 0.0}
+    data: Any = {name: Dataset.from_dict(cols) for name, cols in columns.items()}
+    loss: Any = {name: MultipleNegativesRankingLoss(model) for name in columns}
+    scratch = Path(tempfile.mkdtemp(prefix="embedloop-naive-"))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(scratch),
+        num_train_epochs=1,
+        per_device_train_batch_size=settings.train_batch_size,
+        learning_rate=NAIVE_LEARNING_RATE,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        batch_sampler="no_duplicates",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=(settings.device or "cpu") == "cpu",
+    )
+    tick = time.perf_counter()
+    try:
+        SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss).train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"rows": rows, "train_seconds": round(time.perf_counter() - tick, 2)}
+
+
+def load_base_model(loop: Any) -> Any:
+    """The loop's base model (version 0) as a fresh sentence-transformers model."""
+    from sentence_transformers import SentenceTransformer
+
+    s = loop.settings
+    model = SentenceTransformer(str(loop.model_path(0)), device=s.device or "cpu", local_files_only=True)
+    if (model.max_seq_length or 0) > s.max_seq_length:
+        model.max_seq_length = s.max_seq_length
+    return model
+
+
 # ---------------------------------------------------------------- chart
 def write_chart(results: dict[str, Any], path: Path) -> None:
     """A PNG of each dev metric per cycle, with the base and oracle lines."""
@@ -398,6 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eval-split", default="dev", choices=["dev", "test"], help="test only for final reports")
     p.add_argument("--no-oracle", action="store_true")
+    p.add_argument(
+        "--naive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the naive reference loop on the same traffic (MNRL on every click, skip-above, lr 2e-5)",
+    )
     p.add_argument("--seed", type=int, default=13)
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="any Settings field"
@@ -470,6 +547,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         logger.info("Base %s: %s", args.eval_split, _fmt(base))
 
         rng = random.Random(args.seed)
+        naive_model = load_base_model(loop) if args.naive else None
+        naive_cycles: list[dict[str, Any]] = []
+        naive_seen_seq = 0
         cycles: list[dict[str, Any]] = []
         all_pairs: set[tuple[str, str]] = set()
         sim_seconds = 0.0
@@ -500,6 +580,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "dev": dev,
             }
             cycles.append(entry)
+            if naive_model is not None:  # the naive loop: this round's clicks, trained on top, always promoted
+                new_sessions = [x for x in loop.store.feedback_sessions() if x["last_seq"] > naive_seen_seq]
+                naive_seen_seq = max([naive_seen_seq] + [x["last_seq"] for x in new_sessions])
+                ids = {i for x in new_sessions for i in x["shown"]}
+                info = train_naive(naive_model, new_sessions, loop.store.iter_item_texts(ids), settings)
+                naive_dev = evaluate_model(
+                    naive_model, data, args.eval_split, sorted(data.corpus), settings.encode_batch_size
+                )
+                naive_cycles.append({"round": rnd, **info, "dev": naive_dev})
+                logger.info("Naive %d: %s", rnd, _fmt(naive_dev))
             partial = {
                 "benchmark": "feedback_quality",
                 "partial": True,
@@ -573,12 +663,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cycles": cycles,
         "final": final,
         "oracle": oracle,
+        "naive": {"cycles": naive_cycles, "final": naive_cycles[-1]["dev"] if naive_cycles else None}
+        if args.naive
+        else None,
         "headline": {
             "gain_recovered": gain("ndcg@10"),
             "gain_recovered_per_metric": {m: gain(m) for m in METRICS},
             "base_ndcg@10": base["ndcg@10"],
             "final_ndcg@10": final["ndcg@10"],
             "oracle_ndcg@10": oracle["dev"]["ndcg@10"] if oracle else None,
+            "naive_ndcg@10": naive_cycles[-1]["dev"]["ndcg@10"] if naive_cycles else None,
+            "beats_naive": final["ndcg@10"] > naive_cycles[-1]["dev"]["ndcg@10"] if naive_cycles else None,
             "cycles_promoted": len(promoted),
             "cycles_rejected": sum(c["status"] == "rejected" for c in cycles),
             "cycles_skipped": sum(c["status"] == "skipped" for c in cycles),

@@ -465,6 +465,38 @@ class FeedbackStore:
                     sessions[r.search_id]["scores"].append(r.score)
         return sorted(sessions.values(), key=lambda s: s["last_seq"])
 
+    def search_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every search with what it showed and what was selected, also searches without a selection.
+
+        The newest ``limit`` searches (all when None), oldest first. Each dict: ``search_id``, ``query``,
+        ``shown`` (item ids in rank order), ``selected`` (list of ``(item_id, rank, seq)``). The click
+        model reads it: a shown result that nobody clicked is evidence too.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            query = select(searches.c.id, searches.c.query).order_by(searches.c.created_at.desc(), searches.c.id)
+            if limit is not None:
+                query = query.limit(limit)
+            for r in conn.execute(query):
+                out[r.id] = {"search_id": r.id, "query": r.query, "shown": [], "selected": []}
+            ids = list(out)
+            for chunk in _chunks(ids):
+                shown = conn.execute(
+                    select(impressions.c.search_id, impressions.c.item_id)
+                    .where(impressions.c.search_id.in_(chunk))
+                    .order_by(impressions.c.search_id, impressions.c.rank)
+                )
+                for r in shown:
+                    out[r.search_id]["shown"].append(r.item_id)
+                picked = conn.execute(
+                    select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
+                    .where(selections.c.search_id.in_(chunk))
+                    .order_by(selections.c.seq)
+                )
+                for r in picked:
+                    out[r.search_id]["selected"].append((r.item_id, r.rank, r.seq))
+        return list(reversed(out.values()))
+
     def export_feedback(self, fp: IO[str], upto_seq: int | None = None) -> int:
         """Write one JSON line per search with selections; returns the line count."""
         count = 0

@@ -39,6 +39,7 @@ from embedloop.training.examples import (
 from embedloop.training.finetuner import EmbeddingFineTuner
 from embedloop.training.query_side import frozen_targets, train_adapter, train_query_encoder
 from embedloop.training.runs import finish_run, last_trained_seq, start_run
+from embedloop.training.signal import refine_examples  # issue 11
 from embedloop.training.split import split_by_query
 
 if TYPE_CHECKING:
@@ -203,7 +204,8 @@ def _cycle(loop: EmbedLoop, force: bool) -> dict[str, Any]:
         tick = time.perf_counter()
         if mode is TrainingMode.FULL:
             trained = EmbeddingFineTuner(s).train(
-                loop.model_path(state.index_version),  # full mode trains from the document generation's model
+                # full mode trains from the document generation's model; issue 11: or from the base (train_from)
+                loop.model_path(0 if s.train_from == "base" else state.index_version),
                 expand_by_weight(examples, s.seed),
                 texts,
                 loop.registry.model_dir(version),
@@ -439,7 +441,13 @@ def _build_examples(
     s = loop.settings
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
-    examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias, sources=sources)
+    examples = examples_from_sessions(
+        train,
+        guard=guard,
+        position_bias=s.position_bias,
+        sources=sources,
+        safe=s.safe_negatives,  # issue 11: safe
+    )
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)
@@ -448,6 +456,8 @@ def _build_examples(
             return [[state.items[int(k)][0] for k in row if k >= 0 and int(k) in state.items] for row in keys]
 
     mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives) if "mined" in sources else 0
+    # issue 11 (training signal): click-model positives and margin-checked negatives, per Settings
+    examples, _signal = refine_examples(examples, settings=s, store=loop.store, state=state, guard=guard)
     ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
     texts = loop.store.iter_item_texts(ids)
     examples = [ex for ex in examples if ex.positive in texts]

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from embedloop.settings import LossName, Settings
+from embedloop.training.averaging import average_into, snapshot
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
 
@@ -152,11 +153,15 @@ class EmbeddingFineTuner:
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
+        anchor = snapshot(model) if s.weight_averaging < 1.0 else None  # issue 11: WiSE-FT
         started = time.perf_counter()
         try:
             output = trainer.train()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        if anchor is not None:
+            average_into(model, anchor, s.weight_averaging)
+            logger.info("Averaged the trained weights with the starting ones (alpha %g)", s.weight_averaging)
         seconds = time.perf_counter() - started
         if trainer.is_world_process_zero():  # under torchrun, one process writes the weights
             output_dir.mkdir(parents=True, exist_ok=True)
