@@ -47,6 +47,7 @@ from embedloop.benchmarks.quality import (  # noqa: E402
     evaluate_model,
     index_corpus,
     load_base_model,
+    shown_quality,
     simulate_round,
     train_naive,
     train_oracle,
@@ -118,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-irrelevant", type=float, default=0.1)
     p.add_argument("--noise", type=float, default=0.0)
     p.add_argument("--random-selections", action="store_true")
+    p.add_argument("--exploration", choices=["off", "fairpairs", "insert", "both"], default="off")
+    p.add_argument("--exploration-rate", type=float, default=0.1)
     p.add_argument("--corpus-limit", type=int, default=None)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--config", action="append", default=[], help="name or name:key=value,... (repeat)")
@@ -154,6 +157,11 @@ def main(argv: list[str] | None = None) -> int:
         loop = index_corpus(settings, items, args.dataset, args.index_cache)
         base = evaluate_active(loop, data, "dev")
         logger.info("Base dev: %s", base)
+        exploration_cost = (
+            shown_quality(loop, data, "dev", args.exploration, args.exploration_rate)
+            if args.exploration != "off"
+            else None
+        )
         rel = data.relevant("train")
         sim = simulate_round(loop, data, sorted(rel), rel, args, random.Random(args.seed))
         pairs = sim.pop("pairs")
@@ -219,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                 "feedback": sim,
                 "noise": args.noise,
                 "random_selections": args.random_selections,
+                "exploration": {"mode": args.exploration, "rate": args.exploration_rate, "cost": exploration_cost},
                 "seed": args.seed,
                 "base_set": base_changes,
                 "base": base,

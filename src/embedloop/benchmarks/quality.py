@@ -154,30 +154,37 @@ def simulate_round(
     """``args.sessions`` simulated sessions through the public API."""
     selections = relevant_picks = sessions_with_pick = 0
     pairs: set[tuple[str, str]] = set()
+    exploring = getattr(args, "exploration", "off") != "off"
     for _ in range(args.sessions):
         qid = rng.choice(train_qids)
-        resp = loop.search(data.queries[qid], k=10)
-        shown = [h.item_id for h in resp.hits]
+        if exploring:  # the shown list is randomised (search/exploration.py) and logged as external feedback
+            shown = explored_list(loop, data.queries[qid], args, rng)
+            search_id = None
+        else:
+            resp = loop.search(data.queries[qid], k=10)
+            shown = [h.item_id for h in resp.hits]
+            search_id = resp.search_id
         picks: list[str] = []
         if args.random_selections:
             if shown:
                 picks.append(rng.choice(shown))
         else:
-            for hit in resp.hits:
-                examined = rng.random() < (1.0 / hit.rank) ** args.theta
+            for rank, item in enumerate(shown, start=1):
+                examined = rng.random() < (1.0 / rank) ** args.theta
                 if not examined:
                     continue
-                p = args.p_relevant if hit.item_id in rel[qid] else args.p_irrelevant
+                p = args.p_relevant if item in rel[qid] else args.p_irrelevant
                 if rng.random() < p:
-                    picks.append(hit.item_id)
+                    picks.append(item)
             if args.noise > 0:
                 picks = [rng.choice(shown) if rng.random() < args.noise else item for item in picks]
-        seen: set[str] = set()
-        for item in picks:
-            if item in seen:
-                continue
-            seen.add(item)
-            loop.record_selection(resp.search_id, item)
+        unique = list(dict.fromkeys(picks))
+        seen = set(unique)
+        if search_id is None:
+            loop.record_feedback(data.queries[qid], shown=shown, selected=unique)
+        for item in unique:
+            if search_id is not None:
+                loop.record_selection(search_id, item)
             selections += 1
             relevant_picks += item in rel[qid]
             pairs.add((qid, item))
@@ -188,6 +195,49 @@ def simulate_round(
         "relevant_selections": relevant_picks,
         "sessions_with_selection": sessions_with_pick,
         "pairs": pairs,
+    }
+
+
+def explored_list(loop: Any, query: str, args: argparse.Namespace, rng: random.Random) -> list[str]:
+    """The top 10 shown under ``args.exploration`` from the active model's top 50 (nothing is logged here).
+
+    Emulates serving with ``Settings(exploration=...)`` until the search path applies it itself.
+    """
+    from embedloop.search.exploration import explore
+
+    state = loop.searcher.state
+    vec = encode_queries(state.encoder, [query], batch_size=1)
+    ranked = [state.items[key][0] for key, _score in loop.searcher.search_vector(state, vec[:1], 50)]
+    return explore(ranked, 10, mode=args.exploration, rate=args.exploration_rate, rng=rng).shown
+
+
+def shown_quality(
+    loop: Any, data: BeirData, split: str, mode: str, rate: float, draws: int = 20, seed: int = 0
+) -> dict[str, float]:
+    """What exploration costs users: mean NDCG@10 / MRR@10 of the *shown* lists on ``split`` queries."""
+    from embedloop.search.exploration import explore
+
+    state = loop.searcher.state
+    qrels = data.qrels[split]
+    qids = sorted(qrels)
+    vectors = encode_queries(state.encoder, [data.queries[q] for q in qids], batch_size=loop.settings.encode_batch_size)
+    ranked = {
+        q: [state.items[key][0] for key, _s in loop.searcher.search_vector(state, v[None, :], 50)]
+        for q, v in zip(qids, vectors, strict=True)
+    }
+    rng = random.Random(seed)
+    runs = [
+        score_run({q: explore(r, 10, mode=mode, rate=rate, rng=rng).shown for q, r in ranked.items()}, qrels)
+        for _ in range(draws)
+    ]
+    plain = score_run({q: r[:10] for q, r in ranked.items()}, qrels)
+    return {
+        "mode": mode,  # type: ignore[dict-item]
+        "rate": rate,
+        "ndcg@10_plain": plain["ndcg@10"],
+        "ndcg@10_shown": float(np.mean([x["ndcg@10"] for x in runs])),
+        "mrr@10_plain": plain["mrr@10"],
+        "mrr@10_shown": float(np.mean([x["mrr@10"] for x in runs])),
     }
 
 
@@ -475,6 +525,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=True,
         help="also run the naive reference loop on the same traffic (MNRL on every click, skip-above, lr 2e-5)",
     )
+    p.add_argument(
+        "--exploration",
+        choices=["off", "fairpairs", "insert", "both"],
+        default="off",
+        help="randomise the simulated users' shown lists (search/exploration.py)",
+    )
+    p.add_argument("--exploration-rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="any Settings field"

@@ -33,11 +33,11 @@ Use: ``model = fit_click_model(click_log(sessions))``;
 from __future__ import annotations
 
 import logging
-import math
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 logger = logging.getLogger(__name__)
 
@@ -118,15 +118,11 @@ class ClickModel:
         }
 
 
-def _log(x: float) -> float:
-    return math.log(min(max(x, 1e-12), 1.0))
-
-
 def fit_click_model(
     impressions: Sequence[Impression],
     *,
     max_rank: int | None = None,
-    iterations: int = 100,
+    iterations: int = 500,
     tolerance: float = 1e-5,
     pseudo_count: float = 1.0,
     click_prior_strength: float = 20.0,
@@ -140,62 +136,43 @@ def fit_click_model(
     if not impressions:
         return ClickModel(examination=[], prior=[], eps1=0.8, eps0=0.1)
     depth = min(max_rank or MAX_RANK, max(i.rank for i in impressions))
-    # group impressions by pair: list of (rank index, clicked)
-    pairs: dict[tuple[str, str], list[tuple[int, bool]]] = defaultdict(list)
-    for imp in impressions:
-        pairs[(imp.query, imp.item)].append((min(imp.rank, depth) - 1, imp.clicked))
-    keys = list(pairs)
-    best = [min(r for r, _c in pairs[k]) for k in keys]
-    init_curve = [1.0 / (r + 1) for r in range(depth)]
-    theta = list(init_curve)
-    prior = [0.5 / (r + 1) ** 0.5 for r in range(depth)]
+    index: dict[tuple[str, str], int] = {}
+    pair = np.fromiter((index.setdefault((i.query, i.item), len(index)) for i in impressions), dtype=np.int64)
+    rank = np.fromiter((min(i.rank, depth) - 1 for i in impressions), dtype=np.int64)
+    click = np.fromiter((i.clicked for i in impressions), dtype=bool)
+    n_pairs = len(index)
+    best = np.full(n_pairs, depth - 1, dtype=np.int64)
+    np.minimum.at(best, pair, rank)
+    init_curve = 1.0 / np.arange(1, depth + 1)
+    theta = init_curve.copy()
+    prior = 0.5 / np.sqrt(np.arange(1, depth + 1))
     eps1, eps0 = 0.8, 0.1
-    post = [0.5] * len(keys)
+    shown_at = np.bincount(rank, minlength=depth).astype(float)
+    pairs_at = np.bincount(best, minlength=depth).astype(float)
+    post = np.full(n_pairs, 0.5)
     done = 0
     for done in range(1, iterations + 1):  # noqa: B007 (the count is reported)
-        # E-step: posterior relevance of every pair
-        for j, k in enumerate(keys):
-            l1 = _log(prior[best[j]])
-            l0 = _log(1.0 - prior[best[j]])
-            for r, c in pairs[k]:
-                p1, p0 = theta[r] * eps1, theta[r] * eps0
-                l1 += _log(p1) if c else _log(1.0 - p1)
-                l0 += _log(p0) if c else _log(1.0 - p0)
-            m = max(l1, l0)
-            post[j] = math.exp(l1 - m) / (math.exp(l1 - m) + math.exp(l0 - m))
-        # M-step, with Beta pseudo-counts
-        exam_num = [pseudo_count * init_curve[r] for r in range(depth)]
-        exam_den = [pseudo_count] * depth
-        clicks1 = seen1 = clicks0 = seen0 = 0.0
-        prior_num = [pseudo_count * 0.5] * depth
-        prior_den = [pseudo_count] * depth
-        for j, k in enumerate(keys):
-            w1 = post[j]
-            w0 = 1.0 - w1
-            prior_num[best[j]] += w1
-            prior_den[best[j]] += 1.0
-            for r, c in pairs[k]:
-                exam_den[r] += 1.0
-                if c:
-                    exam_num[r] += 1.0
-                    clicks1 += w1
-                    clicks0 += w0
-                    seen1 += w1
-                    seen0 += w0
-                    continue
-                # P(examined | not clicked, R)
-                e1 = theta[r] * (1 - eps1) / max(1e-12, 1 - theta[r] * eps1)
-                e0 = theta[r] * (1 - eps0) / max(1e-12, 1 - theta[r] * eps0)
-                exam_num[r] += w1 * e1 + w0 * e0
-                seen1 += w1 * e1
-                seen0 += w0 * e0
-        new_theta = [1.0] + [min(1.0, exam_num[r] / exam_den[r]) for r in range(1, depth)]
-        new_eps1 = (clicks1 + click_prior_strength * 0.8) / (seen1 + click_prior_strength)
-        new_eps0 = (clicks0 + click_prior_strength * 0.1) / (seen0 + click_prior_strength)
-        new_prior = [prior_num[r] / prior_den[r] for r in range(depth)]
+        # E-step: posterior relevance of every pair, from the sum of its impressions' log-likelihoods
+        p1, p0 = theta[rank] * eps1, theta[rank] * eps0
+        ll1 = np.where(click, np.log(np.clip(p1, 1e-12, 1)), np.log(np.clip(1 - p1, 1e-12, 1)))
+        ll0 = np.where(click, np.log(np.clip(p0, 1e-12, 1)), np.log(np.clip(1 - p0, 1e-12, 1)))
+        l1 = np.log(np.clip(prior[best], 1e-12, 1)) + np.bincount(pair, ll1, minlength=n_pairs)
+        l0 = np.log(np.clip(1 - prior[best], 1e-12, 1)) + np.bincount(pair, ll0, minlength=n_pairs)
+        post = 1.0 / (1.0 + np.exp(np.clip(l0 - l1, -700, 700)))
+        # M-step, with Beta pseudo-counts; P(examined | not clicked, R) for the non-clicks
+        w1 = post[pair]
+        w0 = 1.0 - w1
+        e1 = np.where(click, 1.0, theta[rank] * (1 - eps1) / np.maximum(1e-12, 1 - theta[rank] * eps1))
+        e0 = np.where(click, 1.0, theta[rank] * (1 - eps0) / np.maximum(1e-12, 1 - theta[rank] * eps0))
+        examined = np.bincount(rank, w1 * e1 + w0 * e0, minlength=depth)
+        new_theta = np.minimum(1.0, (examined + pseudo_count * init_curve) / (shown_at + pseudo_count))
+        new_theta[0] = 1.0
+        new_eps1 = float((np.sum(w1 * click) + click_prior_strength * 0.8) / (np.sum(w1 * e1) + click_prior_strength))
+        new_eps0 = float((np.sum(w0 * click) + click_prior_strength * 0.1) / (np.sum(w0 * e0) + click_prior_strength))
+        new_prior = (np.bincount(best, post, minlength=depth) + pseudo_count * 0.5) / (pairs_at + pseudo_count)
         shift = max(
-            max(abs(a - b) for a, b in zip(new_theta, theta, strict=True)),
-            max(abs(a - b) for a, b in zip(new_prior, prior, strict=True)),
+            float(np.max(np.abs(new_theta - theta))),
+            float(np.max(np.abs(new_prior - prior))),
             abs(new_eps1 - eps1),
             abs(new_eps0 - eps0),
         )
@@ -205,11 +182,11 @@ def fit_click_model(
         if shift < tolerance:
             break
     model = ClickModel(
-        examination=theta,
-        prior=prior,
+        examination=[float(x) for x in theta],
+        prior=[float(x) for x in prior],
         eps1=eps1,
         eps0=eps0,
-        posterior={k: post[j] for j, k in enumerate(keys)},
+        posterior={k: float(post[j]) for k, j in index.items()},
         iterations=done,
         impressions=len(impressions),
     )

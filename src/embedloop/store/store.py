@@ -486,15 +486,15 @@ class FeedbackStore:
                     .where(impressions.c.search_id.in_(chunk))
                     .order_by(impressions.c.search_id, impressions.c.rank)
                 )
-                for r in shown:
-                    out[r.search_id]["shown"].append(r.item_id)
+                for row in shown:
+                    out[row.search_id]["shown"].append(row.item_id)
                 picked = conn.execute(
                     select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
                     .where(selections.c.search_id.in_(chunk))
                     .order_by(selections.c.seq)
                 )
-                for r in picked:
-                    out[r.search_id]["selected"].append((r.item_id, r.rank, r.seq))
+                for sel in picked:
+                    out[sel.search_id]["selected"].append((sel.item_id, sel.rank, sel.seq))
         return list(reversed(out.values()))
 
     def export_feedback(self, fp: IO[str], upto_seq: int | None = None) -> int:

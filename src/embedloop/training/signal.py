@@ -30,6 +30,9 @@ from embedloop.training.examples import TrainingExample, normalise_query
 
 logger = logging.getLogger(__name__)
 
+#: The click model reads at most this many of the newest searches (memory and time stay bounded).
+CLICK_LOG_LIMIT = 200_000
+
 #: ``score(queries, item_ids_per_query)`` → the active model's similarity of each query to each of its items.
 Scorer = Callable[[list[str], list[list[str]]], list[list[float]]]
 #: ``mine(queries, n)`` → for each query, its top ``n`` ``(item_id, score)`` from the active index.
@@ -108,10 +111,10 @@ def check_margins(
             short.append(j)
     if mine is not None and short and per_example > 0:
         ranked = mine([feedback[j].query for j in short], per_example + 30)
-        for j, row in zip(short, ranked, strict=True):
+        for j, found in zip(short, ranked, strict=True):
             ex = feedback[j]
             never = guard.get(normalise_query(ex.query), set())
-            for item, sc in row:
+            for item, sc in found:
                 if len(ex.negatives) >= per_example:
                     break
                 if item == ex.positive or item in never or item in ex.negatives:
@@ -164,7 +167,7 @@ def refine_examples(
     """The cycle's hook: click-model filtering and safe negatives, per ``settings``; returns (examples, info)."""
     info: dict[str, Any] = {}
     if settings.click_model == "pbm":
-        model = fit_click_model(click_log(store.search_log()))
+        model = fit_click_model(click_log(store.search_log(limit=CLICK_LOG_LIMIT)))
         examples, dropped = apply_click_model(examples, model, settings.click_min_relevance)
         info["click_model"] = {**model.summary(), "positives_dropped": dropped}
         logger.info("Click model dropped %d of %d positives", dropped, dropped + len(examples))

@@ -1,0 +1,1 @@
+"""Serving-side search helpers (the lead's search package; exploration.py is self-contained)."""
