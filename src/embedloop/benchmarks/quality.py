@@ -454,6 +454,15 @@ def write_chart(results: dict[str, Any], path: Path) -> None:
         for x, c in zip(xs[1:], cycles, strict=True):
             ax.scatter([x], [c["dev"][metric]], color=colors.get(c["status"], "black"), zorder=3, s=30)
         ax.scatter([0], [ys[0]], color="tab:blue", zorder=3, s=30)
+        naive = (results.get("naive") or {}).get("cycles") or []
+        if naive:
+            ax.plot(
+                xs[: len(naive) + 1],
+                [ys[0]] + [c["dev"][metric] for c in naive],
+                "--",
+                color="tab:purple",
+                label="naive loop (MNRL, every click, lr 2e-5)",
+            )
         if results.get("oracle"):
             ax.axhline(
                 results["oracle"]["dev"][metric], color="tab:orange", linestyle="--", label="oracle (train judgments)"
