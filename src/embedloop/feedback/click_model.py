@@ -123,7 +123,7 @@ def fit_click_model(
     *,
     max_rank: int | None = None,
     iterations: int = 500,
-    tolerance: float = 1e-5,
+    tolerance: float = 1e-4,
     pseudo_count: float = 1.0,
     click_prior_strength: float = 20.0,
 ) -> ClickModel:

@@ -31,7 +31,7 @@ from embedloop.training.examples import TrainingExample, normalise_query
 logger = logging.getLogger(__name__)
 
 #: The click model reads at most this many of the newest searches (memory and time stay bounded).
-CLICK_LOG_LIMIT = 200_000
+CLICK_LOG_LIMIT = 100_000
 
 #: ``score(queries, item_ids_per_query)`` → the active model's similarity of each query to each of its items.
 Scorer = Callable[[list[str], list[list[str]]], list[list[float]]]
