@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import random
+import resource
 import shutil
 import sys
 import tempfile
@@ -46,7 +47,10 @@ from embedloop.benchmarks.quality import (  # noqa: E402
     evaluate_active,
     evaluate_model,
     index_corpus,
+    load_base_model,
+    shown_quality,
     simulate_round,
+    train_naive,
     train_oracle,
 )
 
@@ -119,11 +123,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--p-irrelevant", type=float, default=0.1)
     p.add_argument("--noise", type=float, default=0.0)
     p.add_argument("--random-selections", action="store_true")
+    p.add_argument("--exploration", choices=["off", "fairpairs", "insert", "both"], default="off")
+    p.add_argument("--exploration-rate", type=float, default=0.1)
     p.add_argument("--corpus-limit", type=int, default=None)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument("--config", action="append", default=[], help="name or name:key=value,... (repeat)")
     p.add_argument("--set", dest="base_set", action="append", default=[], help="KEY=VALUE for every config")
     p.add_argument("--no-oracle", action="store_true")
+    p.add_argument(
+        "--naive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="add a row for the naive loop (MNRL on every click, skip-above negatives, lr 2e-5, always promoted)",
+    )
     p.add_argument("--index-cache", type=Path, default=ROOT / "bench-results" / "index-cache")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
@@ -149,6 +161,11 @@ def main(argv: list[str] | None = None) -> int:
         loop = index_corpus(settings, items, args.dataset, args.index_cache)
         base = evaluate_active(loop, data, "dev")
         logger.info("Base dev: %s", base)
+        exploration_cost = (
+            shown_quality(loop, data, "dev", args.exploration, args.exploration_rate)
+            if args.exploration != "off"
+            else None
+        )
         rel = data.relevant("train")
         sim = simulate_round(loop, data, sorted(rel), rel, args, random.Random(args.seed))
         pairs = sim.pop("pairs")
@@ -165,10 +182,31 @@ def main(argv: list[str] | None = None) -> int:
             }
             shutil.rmtree(storage / "oracle-scratch", ignore_errors=True)
             logger.info("Oracle dev: %s", oracle["dev"])
+        naive = None
+        if args.naive:
+            tick = time.perf_counter()
+            model = load_base_model(loop)
+            sessions = loop.store.feedback_sessions()
+            ids = {i for x in sessions for i in x["shown"]}
+            info = train_naive(model, sessions, loop.store.iter_item_texts(ids), settings)
+            naive = {
+                "name": "naive",
+                "changes": {"naive": True},
+                "gate": "promote",
+                "gate_reasons": [],
+                "dev": evaluate_model(model, data, "dev", sorted(data.corpus), settings.encode_batch_size),
+                "cycle_seconds": round(time.perf_counter() - tick, 2),
+                "timings": info,
+            }
+            logger.info("Naive dev: %s", naive["dev"])
         loop.close()
         rows = []
-        for name, changes in configs:
-            row = {"name": name, **run_config(settings, changes, storage, data, "dev")}
+        pending: list[tuple[str, dict[str, str]]] = ([("naive", {})] if naive is not None else []) + configs
+        for name, changes in pending:
+            if naive is not None and name == "naive" and not changes:
+                row = dict(naive)
+            else:
+                row = {"name": name, **run_config(settings, changes, storage, data, "dev")}
             if row["dev"] is not None:
                 row["dev_gain"] = {m: round(row["dev"][m] - base[m], 5) for m in METRICS}
                 if oracle is not None and oracle["dev"]["ndcg@10"] != base["ndcg@10"]:
@@ -176,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
                         (row["dev"]["ndcg@10"] - base["ndcg@10"]) / (oracle["dev"]["ndcg@10"] - base["ndcg@10"]), 3
                     )
                 row["gate_right"] = (row["gate"] == "promote") == (row["dev_gain"]["ndcg@10"] > 0)
+            row["max_rss_mb_so_far"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
             rows.append(row)
             logger.info(
                 "%s: gate %s (%s); dev ndcg@10 gain %s; gain recovered %s; cycle %.1f s",
@@ -192,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
                 "feedback": sim,
                 "noise": args.noise,
                 "random_selections": args.random_selections,
+                "exploration": {"mode": args.exploration, "rate": args.exploration_rate, "cost": exploration_cost},
                 "seed": args.seed,
                 "base_set": base_changes,
                 "base": base,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,34 @@ def test_torch_threads_setting_is_applied(tmp_path: Path):
         torch.set_num_threads(before)
     with pytest.raises(ConfigError, match="EMBEDLOOP_TORCH_THREADS"):
         Settings.from_env({"EMBEDLOOP_TORCH_THREADS": "0"})
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "fragment"),
+    [
+        ("click_model", "cascade", "one of off, pbm"),
+        ("train_from", "parent", "one of active, base"),
+        ("exploration", "random", "one of off, fairpairs, insert, both"),
+        ("weight_averaging", 0.0, "(0, 1]"),
+        ("exploration_rate", 1.5, "[0, 1]"),
+        ("negative_relative_margin", 1.0, "[0, 1)"),
+    ],
+)
+def test_training_signal_options_are_validated(field: str, value: object, fragment: str):
+    with pytest.raises(ConfigError, match=re.escape(fragment)):
+        Settings(**{field: value})
+
+
+def test_training_signal_options_default_off_and_read_from_env(tmp_path: Path):
+    s = Settings()
+    assert (s.click_model, s.safe_negatives, s.weight_averaging, s.train_from, s.multi_task, s.exploration) == (
+        "off",
+        False,
+        1.0,
+        "active",
+        False,
+        "off",
+    )
+    env = {"EMBEDLOOP_CLICK_MODEL": "pbm", "EMBEDLOOP_WEIGHT_AVERAGING": "0.5", "EMBEDLOOP_MULTI_TASK": "true"}
+    s = Settings.from_env(env)
+    assert (s.click_model, s.weight_averaging, s.multi_task) == ("pbm", 0.5, True)

@@ -386,13 +386,26 @@ class EmbedLoop:
             and self._trial_rng.random() < float(trial["share"])
         ):
             return self._search_trial(query, k, user_id, int(trial["id"]), candidate)
-        state, ranked = self.searcher.search(query, k)
+        exploring = self.settings.exploration != "off"
+        state, ranked = self.searcher.search(query, max(k, 50) if exploring else k)
+        propensities: list[float] | None = None
+        if exploring:  # randomised swaps / insertions from ranks 11-50, each shown item's propensity logged
+            from embedloop.search.exploration import explore
+
+            shown = explore(
+                ranked, k, mode=self.settings.exploration, rate=self.settings.exploration_rate, rng=self._trial_rng
+            )
+            ranked, propensities = shown.shown, shown.propensity
         hits = []
         for rank, (key, score) in enumerate(ranked, start=1):
             item_id, text = state.items[key]
             hits.append(Hit(item_id=item_id, text=text, score=score, rank=rank))
         search_id = self.store.log_search(
-            query, [(h.item_id, h.score) for h in hits], model_version=state.version, user_id=user_id
+            query,
+            [(h.item_id, h.score) for h in hits],
+            model_version=state.version,
+            user_id=user_id,
+            propensities=propensities,
         )
         return SearchResponse(search_id=search_id, query=query, hits=hits, model_version=state.version)
 

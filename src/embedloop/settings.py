@@ -51,6 +51,11 @@ class InferenceBackend(StrEnum):
 #: The allowed values of ``negative_sources``.
 NEGATIVE_SOURCES = ("skip_above", "shown", "mined")
 
+#: The allowed values of ``click_model``, ``train_from`` and ``exploration`` (issue 11).
+CLICK_MODELS = ("off", "pbm")
+TRAIN_FROM = ("active", "base")
+EXPLORATION = ("off", "fairpairs", "insert", "both")
+
 #: Environment variable for each field whose name is not ``EMBEDLOOP_<FIELD>``.
 SPEC_ENV_NAMES = {
     "embedding_model": "EMBEDDING_MODEL",
@@ -135,6 +140,26 @@ class Settings:
     #: Lease length of the single-flight training lock; a crashed trainer's lock expires after it.
     lock_ttl_seconds: float = 30.0
     max_seq_length: int = 128
+
+    # Training signal (issue 11; docs/training.md, "The training signal"). Defaults chosen by the ablation.
+    #: "pbm": weight/filter click positives by a position-based click model's P(relevant | clicks); "off".
+    click_model: str = "off"
+    #: With a click model, positives whose P(relevant) is below this are dropped.
+    click_min_relevance: float = 0.5
+    #: Shown results below the last selection and mined negatives must pass a similarity margin to be negatives.
+    safe_negatives: bool = False
+    #: A checked negative must score <= (1 - margin) x the positive's similarity (sentence-transformers' relative_margin).
+    negative_relative_margin: float = 0.05
+    #: WiSE-FT mixing weight of the trained weights with the starting model's (1.0 = off, 0.5 = the midpoint).
+    weight_averaging: float = 1.0
+    #: Which weights a full-mode cycle starts from: "active" (the serving model) or "base" (all feedback replayed).
+    train_from: str = "active"
+    #: Clicks, judgments, domain examples and distillation as separate datasets, each with its own loss.
+    multi_task: bool = False
+    #: Exploration in the shown list: "off", "fairpairs", "insert" or "both" (embedloop.search.exploration).
+    exploration: str = "off"
+    #: FairPairs: probability a pair is swapped is 0.5 x rate; insert: probability of one insertion per search.
+    exploration_rate: float = 0.1
 
     # Serving.
     #: Runtime of the encoder for searches and catalog embedding (env EMBEDLOOP_INFERENCE_BACKEND).
@@ -367,3 +392,20 @@ def _validate(s: Settings) -> None:
     _check(s.max_request_bytes >= 1024, "max_request_bytes", s.max_request_bytes, "must be >= 1024")
     if s.database_url is not None:
         _check(bool(s.database_url.strip()), "database_url", s.database_url, "give a file path or a SQLAlchemy URL")
+    _validate_signal(s)
+
+
+def _validate_signal(s: Settings) -> None:
+    """The training-signal options (issue 11)."""
+    _check(s.click_model in CLICK_MODELS, "click_model", s.click_model, "one of " + ", ".join(CLICK_MODELS))
+    _check(0.0 <= s.click_min_relevance < 1.0, "click_min_relevance", s.click_min_relevance, "must be in [0, 1)")
+    _check(
+        0.0 <= s.negative_relative_margin < 1.0,
+        "negative_relative_margin",
+        s.negative_relative_margin,
+        "must be in [0, 1)",
+    )
+    _check(0.0 < s.weight_averaging <= 1.0, "weight_averaging", s.weight_averaging, "must be in (0, 1]")
+    _check(s.train_from in TRAIN_FROM, "train_from", s.train_from, "one of " + ", ".join(TRAIN_FROM))
+    _check(s.exploration in EXPLORATION, "exploration", s.exploration, "one of " + ", ".join(EXPLORATION))
+    _check(0.0 <= s.exploration_rate <= 1.0, "exploration_rate", s.exploration_rate, "must be in [0, 1]")

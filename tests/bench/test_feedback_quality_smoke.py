@@ -58,6 +58,12 @@ def test_feedback_quality_tiny_run(tmp_path: Path) -> None:
         assert 0.0 <= results["base"][metric] <= 1.0
         assert 0.0 <= results["oracle"]["dev"][metric] <= 1.0
     assert len(results["cycles"]) == 1
+    # the naive reference loop ran on the same traffic (default --naive)
+    naive = results["naive"]
+    assert len(naive["cycles"]) == 1 and naive["cycles"][0]["rows"] > 0
+    assert 0.0 <= naive["final"]["ndcg@10"] <= 1.0
+    assert results["headline"]["naive_ndcg@10"] == naive["final"]["ndcg@10"]
+    assert isinstance(results["headline"]["beats_naive"], bool)
     cycle = results["cycles"][0]
     assert cycle["status"] in ("promoted", "trial", "rejected", "skipped")
     if cycle["status"] == "trial":  # the users' traffic decided it (or the benchmark's cap stopped it)

@@ -214,20 +214,69 @@ def simulate_round(
         noise=args.noise,
         uniform_random=bool(getattr(args, "random_selections", False)),
     )
+    exploring = getattr(args, "exploration", "off") != "off"
     for _ in range(args.sessions):
         qid = rng.choice(train_qids)
-        session = simulate_search(loop, data.queries[qid], rel[qid], model, rng, k=10)
-        for item in session.picks:
+        if exploring:  # the shown list is randomised (search/exploration.py) and logged as external feedback
+            shown = explored_list(loop, data.queries[qid], args, rng)
+            picked = list(dict.fromkeys(model.clicks(shown, rel[qid], rng)))
+            loop.record_feedback(data.queries[qid], shown=shown, selected=picked)
+        else:
+            picked = simulate_search(loop, data.queries[qid], rel[qid], model, rng, k=10).picks
+        for item in picked:
             selections += 1
             relevant_picks += item in rel[qid]
             pairs.add((qid, item))
-        sessions_with_pick += bool(session.picks)
+        sessions_with_pick += bool(picked)
     return {
         "sessions": args.sessions,
         "selections": selections,
         "relevant_selections": relevant_picks,
         "sessions_with_selection": sessions_with_pick,
         "pairs": pairs,
+    }
+
+
+def explored_list(loop: Any, query: str, args: argparse.Namespace, rng: random.Random) -> list[str]:
+    """The top 10 shown under ``args.exploration`` from the active model's top 50 (nothing is logged here).
+
+    Emulates serving with ``Settings(exploration=...)`` until the search path applies it itself.
+    """
+    from embedloop.search.exploration import explore
+
+    state = loop.searcher.state
+    vec = encode_queries(state.encoder, [query], batch_size=1)
+    ranked = [state.items[key][0] for key, _score in loop.searcher.search_vector(state, vec[:1], 50)]
+    return explore(ranked, 10, mode=args.exploration, rate=args.exploration_rate, rng=rng).shown
+
+
+def shown_quality(
+    loop: Any, data: BeirData, split: str, mode: str, rate: float, draws: int = 20, seed: int = 0
+) -> dict[str, float]:
+    """What exploration costs users: mean NDCG@10 / MRR@10 of the *shown* lists on ``split`` queries."""
+    from embedloop.search.exploration import explore
+
+    state = loop.searcher.state
+    qrels = data.qrels[split]
+    qids = sorted(qrels)
+    vectors = encode_queries(state.encoder, [data.queries[q] for q in qids], batch_size=loop.settings.encode_batch_size)
+    ranked = {
+        q: [state.items[key][0] for key, _s in loop.searcher.search_vector(state, v[None, :], 50)]
+        for q, v in zip(qids, vectors, strict=True)
+    }
+    rng = random.Random(seed)
+    runs = [
+        score_run({q: explore(r, 10, mode=mode, rate=rate, rng=rng).shown for q, r in ranked.items()}, qrels)
+        for _ in range(draws)
+    ]
+    plain = score_run({q: r[:10] for q, r in ranked.items()}, qrels)
+    return {
+        "mode": mode,  # type: ignore[dict-item]
+        "rate": rate,
+        "ndcg@10_plain": plain["ndcg@10"],
+        "ndcg@10_shown": float(np.mean([x["ndcg@10"] for x in runs])),
+        "mrr@10_plain": plain["mrr@10"],
+        "mrr@10_shown": float(np.mean([x["mrr@10"] for x in runs])),
     }
 
 
@@ -355,6 +404,77 @@ def train_oracle(
     return result.model, info
 
 
+# ---------------------------------------------------------------- naive reference
+#: The plain loop every report is compared with (issue 11): MNRL on every click, skip-above negatives, lr 2e-5.
+NAIVE_LEARNING_RATE = 2e-5
+
+
+def naive_rows(sessions: list[dict[str, Any]], texts: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+    """Every click as a row, no merging, no denoising: ``(query, clicked, skipped-above)`` per skipped-above
+    result, ``(query, clicked)`` for a click with nothing above it. Two datasets (MNRL needs equal columns)."""
+    pairs: dict[str, list[str]] = {"anchor": [], "positive": []}
+    triplets: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
+    for s in sessions:
+        picked = {item for item, _r, _q in s["selected"]}
+        for item, rank, _seq in s["selected"]:
+            if item not in texts:
+                continue
+            above = [i for i in s["shown"][: (rank or 1) - 1] if i not in picked and i in texts]
+            if not above:
+                pairs["anchor"].append(s["query"])
+                pairs["positive"].append(texts[item])
+            for neg in above:
+                triplets["anchor"].append(s["query"])
+                triplets["positive"].append(texts[item])
+                triplets["negative"].append(texts[neg])
+    return {name: cols for name, cols in (("pairs", pairs), ("skip_above", triplets)) if len(cols["anchor"]) >= 2}
+
+
+def train_naive(model: Any, sessions: list[dict[str, Any]], texts: dict[str, str], settings: Any) -> dict[str, Any]:
+    """Train ``model`` in place the naive way on ``sessions`` (one epoch, lr 2e-5, MNRL per dataset)."""
+    from datasets import Dataset
+    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    columns = naive_rows(sessions, texts)
+    rows = sum(len(c["anchor"]) for c in columns.values())
+    if not columns:
+        return {"rows": 0, "train_seconds": 0.0}
+    data: Any = {name: Dataset.from_dict(cols) for name, cols in columns.items()}
+    loss: Any = {name: MultipleNegativesRankingLoss(model) for name in columns}
+    scratch = Path(tempfile.mkdtemp(prefix="embedloop-naive-"))
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(scratch),
+        num_train_epochs=1,
+        per_device_train_batch_size=settings.train_batch_size,
+        learning_rate=NAIVE_LEARNING_RATE,
+        seed=settings.seed,
+        data_seed=settings.seed,
+        batch_sampler="no_duplicates",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=(settings.device or "cpu") == "cpu",
+    )
+    tick = time.perf_counter()
+    try:
+        SentenceTransformerTrainer(model=model, args=args, train_dataset=data, loss=loss).train()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return {"rows": rows, "train_seconds": round(time.perf_counter() - tick, 2)}
+
+
+def load_base_model(loop: Any) -> Any:
+    """The loop's base model (version 0) as a fresh sentence-transformers model."""
+    from sentence_transformers import SentenceTransformer
+
+    s = loop.settings
+    model = SentenceTransformer(str(loop.model_path(0)), device=s.device or "cpu", local_files_only=True)
+    if (model.max_seq_length or 0) > s.max_seq_length:
+        model.max_seq_length = s.max_seq_length
+    return model
+
+
 # ---------------------------------------------------------------- chart
 def write_chart(results: dict[str, Any], path: Path) -> bool:
     """A PNG of each dev metric per cycle, with the base and oracle lines; ``False`` without matplotlib.
@@ -385,6 +505,15 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
         for x, c in zip(xs[1:], cycles, strict=True):
             ax.scatter([x], [c["dev"][metric]], color=colors.get(c["status"], "black"), zorder=3, s=30)
         ax.scatter([0], [ys[0]], color="tab:blue", zorder=3, s=30)
+        naive = (results.get("naive") or {}).get("cycles") or []
+        if naive:
+            ax.plot(
+                xs[: len(naive) + 1],
+                [ys[0]] + [c["dev"][metric] for c in naive],
+                "--",
+                color="tab:purple",
+                label="naive loop (MNRL, every click, lr 2e-5)",
+            )
         if results.get("oracle"):
             ax.axhline(
                 results["oracle"]["dev"][metric], color="tab:orange", linestyle="--", label="oracle (train judgments)"
@@ -451,6 +580,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--eval-split", default="dev", choices=["dev", "test"], help="test only for final reports")
     p.add_argument("--no-oracle", action="store_true")
+    p.add_argument(
+        "--naive",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also run the naive reference loop on the same traffic (MNRL on every click, skip-above, lr 2e-5)",
+    )
+    p.add_argument(
+        "--exploration",
+        choices=["off", "fairpairs", "insert", "both"],
+        default="off",
+        help="randomise the simulated users' shown lists (search/exploration.py)",
+    )
+    p.add_argument("--exploration-rate", type=float, default=0.1)
     p.add_argument("--seed", type=int, default=13)
     p.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="any Settings field"
@@ -540,6 +682,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         scorer = CandidateScorer(data, args.eval_split)
         if args.review_budgets:  # issue 13: the simulated reviewer's arms instead of the rounds
             return _review_benchmark(args, loop, settings, storage, data, rel_train, train_qids, rng, out_dir, base)
+        naive_model = load_base_model(loop) if args.naive else None
+        naive_cycles: list[dict[str, Any]] = []
+        naive_seen_seq = 0
         cycles: list[dict[str, Any]] = []
         all_pairs: set[tuple[str, str]] = set()
         sim_seconds = 0.0
@@ -581,6 +726,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 "dev": dev,
             }
             cycles.append(entry)
+            if naive_model is not None:  # the naive loop: this round's clicks, trained on top, always promoted
+                new_sessions = [x for x in loop.store.feedback_sessions() if x["last_seq"] > naive_seen_seq]
+                naive_seen_seq = max([naive_seen_seq] + [x["last_seq"] for x in new_sessions])
+                ids = {i for x in new_sessions for i in x["shown"]}
+                info = train_naive(naive_model, new_sessions, loop.store.iter_item_texts(ids), settings)
+                naive_dev = evaluate_model(
+                    naive_model, data, args.eval_split, sorted(data.corpus), settings.encode_batch_size
+                )
+                naive_cycles.append({"round": rnd, **info, "dev": naive_dev})
+                logger.info("Naive %d: %s", rnd, _fmt(naive_dev))
             partial = {
                 "benchmark": "feedback_quality",
                 "partial": True,
@@ -655,12 +810,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "cycles": cycles,
         "final": final,
         "oracle": oracle,
+        "naive": {"cycles": naive_cycles, "final": naive_cycles[-1]["dev"] if naive_cycles else None}
+        if args.naive
+        else None,
         "headline": {
             "gain_recovered": gain("ndcg@10"),
             "gain_recovered_per_metric": {m: gain(m) for m in METRICS},
             "base_ndcg@10": base["ndcg@10"],
             "final_ndcg@10": final["ndcg@10"],
             "oracle_ndcg@10": oracle["dev"]["ndcg@10"] if oracle else None,
+            "naive_ndcg@10": naive_cycles[-1]["dev"]["ndcg@10"] if naive_cycles else None,
+            "beats_naive": final["ndcg@10"] > naive_cycles[-1]["dev"]["ndcg@10"] if naive_cycles else None,
             "cycles_promoted": len(promoted),
             "cycles_rejected": sum(c.get("final_status", c["status"]) in ("rejected", "stopped") for c in cycles),
             "judge_accuracy": judged["accuracy"],

@@ -1,7 +1,4 @@
-"""What the logs say is relevant: explicit judgments and the review queue that asks for them.
-
-(The click model lives here too once merged: ``feedback/click_model.py``.)
-"""
+"""What the logs say is relevant: the click model, explicit judgments and the review queue that asks for them."""
 
 from embedloop.feedback.judgments import JudgmentHoldout, judgment_examples, judgment_holdout, merge_judgments
 from embedloop.feedback.persistence import Judgment

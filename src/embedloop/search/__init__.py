@@ -1,4 +1,4 @@
-"""The serving state: encode a query, search the index, interleave during a trial."""
+"""The serving state: encode a query, search the index, interleave during a trial, explore."""
 
 from embedloop.search.searcher import Searcher, ServingState
 

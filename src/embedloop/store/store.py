@@ -244,21 +244,24 @@ class FeedbackStore:
         user_id: str | None = None,
         trial_id: int | None = None,
         sources: Sequence[str | None] | None = None,
+        propensities: Sequence[float | None] | None = None,
     ) -> str:
         """Record a search and exactly what it showed, in rank order. Returns the search id.
 
         During a trial, ``trial_id`` tags the search and ``sources`` says which
-        model contributed each shown item (``active``, ``candidate``, ``both``).
+        model contributed each shown item (``active``, ``candidate``, ``both``);
+        with exploration on, ``propensities`` are the chances each item was shown at its rank.
         """
         search_id = new_id()
         origin = sources if sources is not None else [None] * len(shown)
+        chance = propensities if propensities is not None else [None] * len(shown)
         with self.engine.begin() as conn:
             self._insert_searches(
                 conn,
                 [(search_id, query, user_id, model_version, "search", None, self._sql.stamp(now()), trial_id)],
                 [
-                    (search_id, rank, item_id, score, source, None)
-                    for rank, ((item_id, score), source) in enumerate(zip(shown, origin, strict=True), start=1)
+                    (search_id, rank, item_id, score, source, p)
+                    for rank, ((item_id, score), source, p) in enumerate(zip(shown, origin, chance, strict=True), 1)
                 ],
             )
         return search_id
@@ -474,6 +477,38 @@ class FeedbackStore:
                     sessions[r.search_id]["shown"].append(r.item_id)
                     sessions[r.search_id]["scores"].append(r.score)
         return sorted(sessions.values(), key=lambda s: s["last_seq"])
+
+    def search_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Every search with what it showed and what was selected, also searches without a selection.
+
+        The newest ``limit`` searches (all when None), oldest first. Each dict: ``search_id``, ``query``,
+        ``shown`` (item ids in rank order), ``selected`` (list of ``(item_id, rank, seq)``). The click
+        model reads it: a shown result that nobody clicked is evidence too.
+        """
+        out: dict[str, dict[str, Any]] = {}
+        with self.engine.connect() as conn:
+            query = select(searches.c.id, searches.c.query).order_by(searches.c.created_at.desc(), searches.c.id)
+            if limit is not None:
+                query = query.limit(limit)
+            for r in conn.execute(query):
+                out[r.id] = {"search_id": r.id, "query": r.query, "shown": [], "selected": []}
+            ids = list(out)
+            for chunk in _chunks(ids):
+                shown = conn.execute(
+                    select(impressions.c.search_id, impressions.c.item_id)
+                    .where(impressions.c.search_id.in_(chunk))
+                    .order_by(impressions.c.search_id, impressions.c.rank)
+                )
+                for row in shown:
+                    out[row.search_id]["shown"].append(row.item_id)
+                picked = conn.execute(
+                    select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
+                    .where(selections.c.search_id.in_(chunk))
+                    .order_by(selections.c.seq)
+                )
+                for sel in picked:
+                    out[sel.search_id]["selected"].append((sel.item_id, sel.rank, sel.seq))
+        return list(reversed(out.values()))
 
     def export_feedback(self, fp: IO[str], upto_seq: int | None = None) -> int:
         """Write one JSON line per search with selections; returns the line count."""

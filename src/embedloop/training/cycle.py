@@ -51,6 +51,7 @@ from embedloop.training.examples import (
 from embedloop.training.finetuner import EmbeddingFineTuner
 from embedloop.training.query_side import frozen_targets, train_adapter, train_query_encoder
 from embedloop.training.services import Services
+from embedloop.training.signal import refine_examples
 from embedloop.training.split import FeedbackSplit, split_by_query
 from embedloop.training.trial import begin_trial, candidate_state, promote
 
@@ -230,7 +231,8 @@ def train(
     version = sv.registry.next_version()
     if s.training_mode is TrainingMode.FULL:
         trained = EmbeddingFineTuner(s).train(
-            sv.model_path(state.index_version),  # full mode trains from the document generation's model
+            # full mode trains from the document generation's model, or from the base (train_from="base")
+            sv.model_path(0 if s.train_from == "base" else state.index_version),
             expand_by_weight(examples, s.seed),
             texts,
             sv.registry.model_dir(version),
@@ -554,12 +556,13 @@ def _build_examples(
     s = sv.settings
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
-    examples = examples_from_sessions(train, guard=guard, position_bias=s.position_bias, sources=sources)
-    # --- issue 13: explicit judgments are trusted labels (clicks never overrule them); lead: port this ---
+    examples = examples_from_sessions(
+        train, guard=guard, position_bias=s.position_bias, sources=sources, safe=s.safe_negatives
+    )
+    # explicit judgments are trusted labels: clicks never overrule them (feedback/judgments.py)
     from embedloop.feedback.judgments import judgment_holdout, merge_judgments
 
     examples = merge_judgments(sv.store, examples, guard, holdout=judgment_holdout(sv.store))
-    # --- end issue 13 ---
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)
@@ -568,6 +571,8 @@ def _build_examples(
             return [[state.items[int(k)][0] for k in row if k >= 0 and int(k) in state.items] for row in keys]
 
     mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives) if "mined" in sources else 0
+    # the training signal's options: click-model positives and margin-checked negatives (training/signal.py)
+    examples, _signal = refine_examples(examples, settings=s, store=sv.store, state=state, guard=guard)
     ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
     texts = sv.store.iter_item_texts(ids)
     examples = [ex for ex in examples if ex.positive in texts]

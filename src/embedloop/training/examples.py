@@ -53,6 +53,12 @@ class TrainingExample:
     #: Texts for examples that do not come from the catalog (domain files).
     positive_text: str | None = None
     negative_texts: list[str] = field(default_factory=list)
+    #: Negatives the user certainly examined and passed over (skip-above): no margin check needed.
+    trusted: list[str] = field(default_factory=list)
+    #: Shown below the last selection (maybe never examined): negatives only after a margin check.
+    unverified: list[str] = field(default_factory=list)
+    #: The click model's P(relevant | clicks) of (query, positive), when one was fitted.
+    relevance: float | None = None
 
 
 def selected_by_query(sessions: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
@@ -70,25 +76,41 @@ def examples_from_sessions(
     position_bias: bool = False,
     theta: float = 1.0,
     sources: tuple[str, ...] = ("skip_above", "shown"),
+    safe: bool = False,
 ) -> list[TrainingExample]:
-    """Positive pairs with skip-above and/or shown negatives (per ``sources``), merged per (query, positive)."""
+    """Positive pairs with skip-above and/or shown negatives (per ``sources``), merged per (query, positive).
+
+    With ``safe``, shown results below the session's last selection (which the user may never have
+    looked at) go to ``unverified`` instead of ``negatives``: ``training.signal.check_margins``
+    admits them only if the model scores them clearly below the positive.
+    """
     merged: dict[tuple[str, str], TrainingExample] = {}
     for s in sessions:
         key_q = normalise_query(s["query"])
         never = guard.get(key_q, set())
         shown: list[str] = s["shown"]
+        last = max((r or 0 for _i, r, _s in s["selected"]), default=0)
         for item, rank, _seq in s["selected"]:
             above = shown[: (rank or 1) - 1] if rank else []
             skip_above = [i for i in above if i not in never] if "skip_above" in sources else []
             others = [i for i in shown if i not in never and i not in above and i != item] if "shown" in sources else []
+            unverified: list[str] = []
+            if safe:
+                deep = set(shown[last:]) if last else set(shown)
+                unverified = [i for i in others if i in deep]
+                others = [i for i in others if i not in deep]
             weight = min(float(rank or 1) ** theta, MAX_PROPENSITY_WEIGHT) if position_bias else 1.0
             key = (key_q, item)
             if key in merged:
                 ex = merged[key]
                 ex.negatives.extend(n for n in skip_above + others if n not in ex.negatives)
+                ex.trusted.extend(n for n in skip_above if n not in ex.trusted)
+                ex.unverified.extend(n for n in unverified if n not in ex.unverified and n not in ex.negatives)
                 ex.weight = max(ex.weight, weight)
             else:
-                merged[key] = TrainingExample(s["query"], item, skip_above + others, weight, rank)
+                merged[key] = TrainingExample(
+                    s["query"], item, skip_above + others, weight, rank, trusted=list(skip_above), unverified=unverified
+                )
     return list(merged.values())
 
 

@@ -23,8 +23,10 @@ from typing import Any
 from embedloop.errors import TrainingDataError
 from embedloop.progress import library_progress, progress_enabled
 from embedloop.settings import LossName, Settings
+from embedloop.training.averaging import average_into, snapshot
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
+from embedloop.training.multitask import multitask_columns, multitask_losses
 
 logger = logging.getLogger(__name__)
 
@@ -101,8 +103,13 @@ class EmbeddingFineTuner:
         output_dir: Path,
         *,
         distill_texts: Sequence[str] = (),
+        judgments: Sequence[TrainingExample] = (),
     ) -> TrainResult:
-        """Train from ``parent`` (a folder or a loaded model) and save the candidate to ``output_dir``."""
+        """Train from ``parent`` (a folder or a loaded model) and save the candidate to ``output_dir``.
+
+        ``judgments``: judged examples (``training.multitask.judged_examples``); with
+        ``multi_task`` they train as their own dataset, otherwise they join the click examples.
+        """
         from datasets import Dataset
         from sentence_transformers import (
             SentenceTransformer,
@@ -119,24 +126,34 @@ class EmbeddingFineTuner:
             )
         if (model.max_seq_length or 0) > s.max_seq_length:
             model.max_seq_length = s.max_seq_length
-        columns = feedback_rows(examples, texts, s.loss, s.hard_negatives)
-        rows = len(columns["anchor"])
+        train_data: Any
+        loss: Any
+        if s.multi_task:  # issue 11: one dataset and one loss per objective
+            per_task = multitask_columns(examples, texts, s, judgments)
+            rows = sum(len(c["anchor"]) for c in per_task.values())
+            train_data = {name: Dataset.from_dict(cols) for name, cols in per_task.items()}
+            loss = multitask_losses(per_task, model, s)
+        else:
+            columns = feedback_rows([*examples, *judgments], texts, s.loss, s.hard_negatives)
+            rows = len(columns["anchor"])
+            train_data = Dataset.from_dict(columns)
+            loss = build_loss(s.loss, model)
         if rows == 0:
             raise TrainingDataError(
                 f"No training rows could be built from {len(examples)} example(s): each needs a query, a selected "
                 f"item with text and, with {s.hard_negatives} hard negative(s) per row, at least one negative. "
                 "Record more feedback (searches where something was selected), or lower EMBEDLOOP_HARD_NEGATIVES."
             )
-        train_data: Any = Dataset.from_dict(columns)
-        loss: Any = build_loss(s.loss, model)
         if s.distill_weight > 0 and distill_texts:
             sample = list(distill_texts)
             random.Random(s.seed).shuffle(sample)
             sample = sample[: max(rows, 64)]
             labels = model.encode(sample, batch_size=s.encode_batch_size, convert_to_numpy=True)
             distill = Dataset.from_dict({"text": sample, "label": [v.tolist() for v in labels]})
-            train_data = {"feedback": train_data, "distill": distill}
-            loss = {"feedback": loss, "distill": build_distill_loss(model, s.distill_weight)}
+            if not isinstance(train_data, dict):
+                train_data, loss = {"feedback": train_data}, {"feedback": loss}
+            train_data["distill"] = distill
+            loss["distill"] = build_distill_loss(model, s.distill_weight)
             rows += len(sample)
         scratch = Path(tempfile.mkdtemp(prefix="embedloop-train-"))
         args = SentenceTransformerTrainingArguments(
@@ -159,11 +176,15 @@ class EmbeddingFineTuner:
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
+        anchor = snapshot(model) if s.weight_averaging < 1.0 else None  # issue 11: WiSE-FT
         started = time.perf_counter()
         try:
             output = trainer.train()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
+        if anchor is not None:
+            average_into(model, anchor, s.weight_averaging)
+            logger.info("Averaged the trained weights with the starting ones (alpha %g)", s.weight_averaging)
         seconds = time.perf_counter() - started
         if trainer.is_world_process_zero():  # under torchrun, one process writes the weights
             output_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,10 @@ from typing import Any
 from torch import nn
 
 from embedloop.settings import LossName
+from embedloop.training.losses.clicks import build_clicks_loss
 from embedloop.training.losses.distill import build_distill_loss
+from embedloop.training.losses.domain import build_domain_loss
+from embedloop.training.losses.judgments import build_judgments_loss
 from embedloop.training.losses.mnrl import build_mnrl_loss
 from embedloop.training.losses.triplet import build_triplet_loss
 
@@ -20,4 +23,12 @@ def build_loss(name: LossName | str, model: Any) -> nn.Module:
     return build_mnrl_loss(model)
 
 
-__all__ = ["build_distill_loss", "build_loss", "build_mnrl_loss", "build_triplet_loss"]
+__all__ = [
+    "build_clicks_loss",
+    "build_distill_loss",
+    "build_domain_loss",
+    "build_judgments_loss",
+    "build_loss",
+    "build_mnrl_loss",
+    "build_triplet_loss",
+]

@@ -1,0 +1,56 @@
+"""Weight averaging (WiSE-FT): interpolate the fine-tuned weights with the weights training started from.
+
+``averaged = alpha * trained + (1 - alpha) * start`` for every floating-point tensor (integer
+buffers, e.g. position ids, are taken from the trained model). ``alpha = 1`` is the trained model
+unchanged (``Settings.weight_averaging`` default), ``alpha = 0`` the starting model.
+
+Paper: Wortsman et al., 2022, "Robust fine-tuning of zero-shot models" (WiSE-FT); Xiao et al., 2023,
+"LM-Cocktail" (merging a fine-tuned embedding model with its base keeps general ability at nearly the
+same in-domain gain). Fine-tuning the fine-tuned model cycle after cycle drifts; averaging each
+candidate back toward its parent (or, with ``train_from="base"``, the base) bounds that drift.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import nn
+
+from embedloop.errors import ConfigError
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of ``model``'s weights (the anchor to average back toward)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def interpolate(
+    trained: Mapping[str, torch.Tensor], start: Mapping[str, torch.Tensor], alpha: float
+) -> dict[str, torch.Tensor]:
+    """``alpha * trained + (1 - alpha) * start`` per tensor; both must have the same keys and shapes."""
+    if not 0.0 <= alpha <= 1.0:
+        raise ConfigError(f"weight averaging alpha={alpha!r} is not valid: must be in [0, 1].")
+    if set(trained) != set(start):
+        missing = sorted(set(trained) ^ set(start))[:5]
+        raise ConfigError(
+            f"cannot average models with different parameters (e.g. {missing}); train from the same base."
+        )
+    out: dict[str, torch.Tensor] = {}
+    for key, value in trained.items():
+        other = start[key]
+        if value.shape != other.shape:
+            raise ConfigError(f"cannot average {key!r}: shapes {tuple(value.shape)} and {tuple(other.shape)} differ.")
+        if alpha == 1.0 or not value.is_floating_point():
+            out[key] = value
+        else:
+            out[key] = value * alpha + other.to(value.device, value.dtype) * (1.0 - alpha)
+    return out
+
+
+def average_into(model: nn.Module, start: Mapping[str, torch.Tensor], alpha: float) -> None:
+    """Replace ``model``'s weights by their interpolation with ``start`` (no-op at ``alpha = 1``)."""
+    if alpha >= 1.0:
+        return
+    with torch.no_grad():
+        model.load_state_dict(interpolate(model.state_dict(), start, alpha))

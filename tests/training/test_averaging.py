@@ -1,0 +1,57 @@
+"""WiSE-FT weight averaging (training/averaging.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from embedloop.errors import ConfigError
+from embedloop.training.averaging import average_into, interpolate, snapshot
+
+
+def tiny(seed: int) -> nn.Module:
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
+    model.register_buffer("positions", torch.arange(3))  # an integer buffer: never averaged
+    return model
+
+
+def test_averaging_two_models_gives_the_interpolated_tensors():
+    a, b = tiny(0), tiny(1)
+    start = snapshot(b)
+    expected = {k: 0.25 * v + 0.75 * start[k] for k, v in a.state_dict().items() if v.is_floating_point()}
+    average_into(a, start, 0.25)
+    for key, value in a.state_dict().items():
+        if key in expected:
+            assert torch.allclose(value, expected[key]), key
+    assert torch.equal(a.state_dict()["positions"], torch.arange(3))
+
+
+def test_alpha_one_is_a_no_op_and_alpha_zero_is_the_start():
+    a, b = tiny(0), tiny(1)
+    before = snapshot(a)
+    average_into(a, snapshot(b), 1.0)
+    assert all(torch.equal(before[k], v) for k, v in a.state_dict().items())
+    average_into(a, snapshot(b), 0.0)
+    assert all(torch.equal(b.state_dict()[k], v) for k, v in a.state_dict().items())
+
+
+def test_snapshot_is_detached_from_training():
+    a = tiny(0)
+    start = snapshot(a)
+    with torch.no_grad():
+        a[0].weight.add_(1.0)
+    assert not torch.equal(start["0.weight"], a[0].weight)
+
+
+def test_mismatched_models_are_refused_with_a_reason():
+    a = tiny(0)
+    with pytest.raises(ConfigError, match="different parameters"):
+        interpolate(a.state_dict(), {"x": torch.zeros(1)}, 0.5)
+    other = snapshot(a)
+    other["0.weight"] = torch.zeros(2, 2)
+    with pytest.raises(ConfigError, match="shapes"):
+        interpolate(a.state_dict(), other, 0.5)
+    with pytest.raises(ConfigError, match="alpha"):
+        interpolate(a.state_dict(), snapshot(a), 1.5)

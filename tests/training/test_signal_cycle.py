@@ -1,0 +1,61 @@
+"""The training-signal options inside a real cycle and a real fine-tuner (MiniLM, tiny data)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from feedback_sim import CATALOG, simulate
+
+from embedloop import EmbedLoop, Settings
+from embedloop.training.examples import TrainingExample
+from embedloop.training.finetuner import EmbeddingFineTuner
+from embedloop.training.multitask import judged_examples
+
+pytestmark = pytest.mark.slow
+
+
+def test_cycle_with_every_signal_option_on(loop_settings: Settings):
+    settings = loop_settings.replace(
+        click_model="pbm",
+        safe_negatives=True,
+        train_from="base",
+        weight_averaging=0.7,
+        multi_task=True,
+        epochs=1,
+    )
+    with EmbedLoop(settings) as loop:
+        loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])
+        simulate(loop, rounds=1)
+        searches = loop.store.search_log()
+        assert len(searches) >= loop.store.stats()["searches_with_selection"]
+        result = loop.fine_tune(force=True)
+        assert result["status"] in ("promoted", "rejected"), result
+        assert result["train_examples"] >= settings.min_train_examples
+
+
+def test_fine_tuner_averages_multi_task_training_back_toward_the_start(loop_settings: Settings, tmp_path):
+    """Same seed, same data: the alpha=0.5 candidate is exactly halfway between the start and the alpha=1 one."""
+    from sentence_transformers import SentenceTransformer
+
+    from embedloop.models.resolve import resolve_model
+
+    texts = dict(CATALOG)
+    ids = sorted(texts)
+    examples = [
+        TrainingExample(f"query about {texts[i][:20]}", i, [ids[(n + 1) % len(ids)]]) for n, i in enumerate(ids)
+    ]
+    examples.append(TrainingExample("ticker lookup", "", source="domain", positive_text=texts[ids[0]]))
+    judged = judged_examples([("best known apple", ids[0], True), ("best known apple", ids[1], False)])
+    path = resolve_model("all-MiniLM-L6-v2", loop_settings.storage_path / "models-cache")
+    start = SentenceTransformer(str(path), device="cpu", local_files_only=True).state_dict()
+    base = loop_settings.replace(multi_task=True, epochs=1, hard_negatives=1, learning_rate=1e-3)
+    full = EmbeddingFineTuner(base).train(path, examples, texts, tmp_path / "full", judgments=judged)
+    half = EmbeddingFineTuner(base.replace(weight_averaging=0.5)).train(
+        path, examples, texts, tmp_path / "half", judgments=judged
+    )
+    assert full.steps >= 3  # one batch per dataset at least: clicks, judgments, domain
+    trained, averaged = full.model.state_dict(), half.model.state_dict()
+    key = "0.auto_model.encoder.layer.0.attention.self.query.weight"
+    key = key if key in trained else next(k for k, v in trained.items() if v.is_floating_point() and v.dim() == 2)
+    assert not torch.allclose(trained[key], start[key])
+    assert torch.allclose(averaged[key], 0.5 * trained[key] + 0.5 * start[key], atol=1e-5)
