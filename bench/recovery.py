@@ -38,6 +38,7 @@ TRAINER = textwrap.dedent(
     def die(*_a, **_k):
         os.kill(os.getpid(), signal.SIGKILL)
     loop = EmbedLoop(Settings.from_env())
+    loop.warm_up()  # loading is lazy: load before the faults, which target the cycle
     import embedloop.registry.registry as registry
     import embedloop.index.faiss_index as faiss_index
     if point == "training":

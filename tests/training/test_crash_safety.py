@@ -63,7 +63,8 @@ TRAINER = textwrap.dedent(
     def die(*_a, **_k):
         os.kill(os.getpid(), signal.SIGKILL)
 
-    loop = EmbedLoop(Settings.from_env())  # load first: the faults target the cycle
+    loop = EmbedLoop(Settings.from_env())
+    loop.warm_up()  # load first (loading is lazy): the faults target the cycle
 
     import embedloop.registry.registry as registry
     import embedloop.index.faiss_index as faiss_index
