@@ -114,7 +114,7 @@ def test_cycle_piece_at_tiny_size(perf, tmp_path: Path) -> None:
     with EmbedLoop(perf.settings_for(storage)) as loop:
         perf.simulate_feedback(loop, items, 40)
     cycle = perf.run_cycle_bench(storage, items, idle_searches=5, interval=0.01)
-    assert cycle["status"] in ("promoted", "rejected"), cycle["reasons"]
+    assert cycle["status"] in ("promoted", "trial", "rejected"), cycle["reasons"]
     assert cycle["timings"]["train_seconds"] > 0 and cycle["wall_seconds"] > 0
     assert cycle["cycle_peak_rss_mib"] >= cycle["rss_before_cycle_mib"] > 0
     assert cycle["search_idle"]["n"] >= 5 and cycle["search_during_cycle"]["n"] >= 1

@@ -106,6 +106,7 @@ def _env(settings: Settings) -> dict[str, str]:
         "EMBEDLOOP_LEARNING_RATE": str(settings.learning_rate),
         "EMBEDLOOP_MIN_HOLDOUT_QUERIES": str(settings.min_holdout_queries),
         "EMBEDLOOP_LOCK_TTL_SECONDS": "2",
+        "EMBEDLOOP_TRIALS": "false",  # the faults target an immediate promotion
         "EMBEDLOOP_SHOW_PROGRESS": "false",
     }
 
@@ -197,6 +198,7 @@ def test_corrupted_model_falls_back_and_corrupted_index_is_rebuilt(
     weights.write_bytes(bytes(data))
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="embedloop"), EmbedLoop(settings) as loop:
+        loop.warm_up()  # loading is lazy: the check happens when the model loads
         assert loop.active_version == 0  # fell back to the last good version
         assert [h.item_id for h in loop.search("apple stock", k=5).hits] == base_ranking
         _assert_integrity_error_surfaced(loop, caplog, version)
@@ -205,6 +207,7 @@ def test_corrupted_model_falls_back_and_corrupted_index_is_rebuilt(
     weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])  # truncated
     caplog.clear()
     with caplog.at_level(logging.ERROR, logger="embedloop"), EmbedLoop(spare) as loop:
+        loop.warm_up()
         assert loop.active_version == 0
         assert [h.item_id for h in loop.search("apple stock", k=5).hits] == base_ranking
         _assert_integrity_error_surfaced(loop, caplog, version)

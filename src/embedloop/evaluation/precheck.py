@@ -20,6 +20,8 @@ import math
 PRIMARY = "triplet_accuracy"
 #: The forgetting guard.
 GUARD = "retrieval_ndcg@10"
+#: The tie-breaker (trials off): mean cosine margin of held-out selections over the results skipped with them.
+MARGIN = "triplet_margin"
 
 
 def _common(active: dict[str, float], candidate: dict[str, float], min_accuracy: float) -> list[str]:
@@ -67,13 +69,21 @@ def gate_alone(
     """Reasons to refuse promotion when no users judge (trials off); empty means promote.
 
     Promote only if nothing is NaN, the candidate's triplet accuracy reaches
-    ``min_accuracy`` and is *strictly* above the active model's (a tie is not
-    an improvement), it is not a no-op, and its NDCG@10 over the whole catalog
+    ``min_accuracy`` and is *strictly* above the active model's — or equal to
+    it with a strictly larger mean margin (a tie on everything is not an
+    improvement) — it is not a no-op, and its NDCG@10 over the whole catalog
     is at most ``tolerance`` below the active model's.
     """
     reasons = _common(active, candidate, min_accuracy)
     acc, acc_active = candidate.get(PRIMARY, float("nan")), active.get(PRIMARY, float("nan"))
-    if not acc > acc_active:
+    margin, margin_active = candidate.get(MARGIN, float("nan")), active.get(MARGIN, float("nan"))
+    if acc == acc_active:  # a tie on the primary metric: the mean margin (selected minus skipped) breaks it
+        if not margin > margin_active:
+            reasons.append(
+                f"triplet accuracy {acc:.4f} ties the active model's and its margin {margin:.4f} is not above "
+                f"{margin_active:.4f} (a tie is not an improvement)"
+            )
+    elif not acc > acc_active:
         reasons.append(f"triplet accuracy {acc:.4f} is not above the active model's {acc_active:.4f}")
     cand, base = candidate.get(GUARD, float("nan")), active.get(GUARD, float("nan"))
     if not cand >= base - tolerance:
