@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -170,7 +171,7 @@ def switch_lock(store: FeedbackStore, wait_seconds: float = 30.0) -> Iterator[Le
             raise TrainingInProgressError(
                 f"Another model switch is in progress (held by {info.get('owner')}); try again in a moment."
             )
-        time.sleep(0.05)
+        time.sleep(0.1 + 0.1 * random.random())  # jittered: pollers must not starve the holder's writes
     try:
         yield Lease(store, SWITCH_LOCK, owner, SWITCH_TTL_SECONDS)
     finally:

@@ -23,7 +23,7 @@ import logging
 import shutil
 from typing import Any
 
-from embedloop.errors import TrialError
+from embedloop.errors import TrainingInProgressError, TrialError
 from embedloop.evaluation.trial_test import SequentialTest, TrialEvidence, Verdict
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.registry.exports import remove_exports
@@ -145,7 +145,10 @@ def check_trial(sv: Services) -> dict[str, Any] | None:
         return None
     trial_id = int(trial["id"])
     if trial["status"] == PROMOTING:  # claimed by a process that is switching now, or died doing it
-        _complete_promotion(sv, trial)  # idempotent: the switch is made once more, the trial closed once
+        try:
+            _complete_promotion(sv, trial, wait_seconds=2.0)  # idempotent: the switch again, the trial closed once
+        except TrainingInProgressError:  # the claimant is switching right now: it finishes the job
+            logger.info("Trial %d: the promotion is being completed by another process.", trial_id)
         return {**_describe(trial, evidence(sv.store, trial_id)), "decision": PROMOTED, "decided_here": False}
     ev = evidence(sv.store, trial_id)
     described = _describe(trial, ev)
@@ -183,12 +186,12 @@ def stop_trial(sv: Services, reason: str) -> dict[str, Any]:
     return {**described, "status": STOPPED, "decision": REJECTED, "decision_reason": reason}
 
 
-def _complete_promotion(sv: Services, trial: dict[str, Any]) -> None:
+def _complete_promotion(sv: Services, trial: dict[str, Any], wait_seconds: float = 30.0) -> None:
     """Switch to the trial's candidate (idempotent), then close the trial and its run."""
     version = int(trial["candidate_version"])
     state = sv.searcher.loaded_state
     if state is None:  # nothing is served in this process yet: move the pointer; the state loads on first use
-        with switch_lock(sv.store):
+        with switch_lock(sv.store, wait_seconds=wait_seconds):
             if sv.registry.active_version() != version:
                 sv.registry.activate(version)
     elif state.version != version or sv.registry.active_version() != version:
@@ -197,7 +200,7 @@ def _complete_promotion(sv: Services, trial: dict[str, Any]) -> None:
             encoder = sv.load_encoder(version)
             doc_generation = int(sv.registry.manifest(version).get("doc_generation", version))
             candidate = sv.searcher.build_state(version, encoder, doc_generation)
-        with switch_lock(sv.store):
+        with switch_lock(sv.store, wait_seconds=wait_seconds):
             sv.activate_state(candidate)
     sv.serve_candidate(None)
     if finish(sv.store, int(trial["id"]), frm=PROMOTING, to=PROMOTED):
