@@ -60,7 +60,7 @@ def test_fence_refuses_a_lease_that_was_taken_over(fake_loop: EmbedLoop):
     assert lease.lost.is_set()
 
 
-def test_rollback_waits_for_a_switch_in_progress(fake_loop: EmbedLoop):
+def test_a_second_switch_waits_for_the_first_then_gives_up(fake_loop: EmbedLoop):
     with switch_lock(fake_loop.store):
         assert holder(fake_loop.store, SWITCH_LOCK) is not None
         with pytest.raises(TrainingInProgressError, match="switch"), switch_lock(fake_loop.store, wait_seconds=0.2):

@@ -75,13 +75,6 @@ def open_trial(store: FeedbackStore) -> dict[str, Any] | None:
     return _as_dict(row) if row is not None else None
 
 
-def get_trial(store: FeedbackStore, trial_id: int) -> dict[str, Any] | None:
-    """One trial by id."""
-    with store.engine.connect() as conn:
-        row = conn.execute(select(trials).where(trials.c.id == trial_id)).first()
-    return _as_dict(row) if row is not None else None
-
-
 def list_trials(store: FeedbackStore, limit: int = 50) -> list[dict[str, Any]]:
     """Trials newest first."""
     with store.engine.connect() as conn:
