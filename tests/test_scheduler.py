@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from embedloop.errors import InvalidInputError
-from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
+from embedloop.errors import InvalidInputError, TrainingInProgressError
+from embedloop.scheduler import FineTuneScheduler
 from embedloop.store import FeedbackStore
-from embedloop.store.locks import acquire, holder
+from embedloop.store.locks import TRAINING_LOCK, acquire, holder
 
 
 class StubLoop:
@@ -172,13 +172,27 @@ def test_bad_interval_is_refused(store, bad):
     assert err.value.field == "interval"
 
 
-def test_fine_tune_exclusive_holds_the_lock(store):
-    loop = StubLoop(store)
-    result = fine_tune_exclusive(loop, force=True)
-    assert result["status"] == "promoted"
-    assert loop.lock_holder_seen["owner"].startswith("manual@")
-    with pytest.raises(InvalidInputError):
-        fine_tune_exclusive(loop, force="yes")  # type: ignore[arg-type]
+def test_fine_tune_is_single_flight_and_checks_force(fake_loop):
+    # Every interface starts a cycle with loop.fine_tune(), which takes the training lock itself.
+    assert acquire(fake_loop.store, TRAINING_LOCK, "other@elsewhere:1", ttl_seconds=60)
+    with pytest.raises(TrainingInProgressError, match="other@elsewhere"):
+        fake_loop.fine_tune(force=True)
+    with pytest.raises(InvalidInputError) as err:
+        fake_loop.fine_tune(force="yes")  # type: ignore[arg-type]
+    assert err.value.field == "force"
+
+
+def test_status_reports_the_loops_scheduler(fake_loop):
+    assert fake_loop.status()["next_scheduled_check"] is None and fake_loop.status()["scheduler"] is None
+    scheduler = FineTuneScheduler(fake_loop, interval=60, initial_delay=30)
+    scheduler.start()
+    try:
+        status = fake_loop.status()
+        assert status["next_scheduled_check"] == scheduler.next_check_at is not None
+        assert status["scheduler"]["interval_seconds"] == 60
+        assert status["training_in_progress"] is False and status["training_lock"] is None
+    finally:
+        scheduler.stop()
 
 
 def test_real_loop_below_threshold_is_idle(fake_loop, finance_items):

@@ -41,6 +41,7 @@ from embedloop.validation import (
 
 if TYPE_CHECKING:
     from embedloop.feedback.review import Ranker
+    from embedloop.scheduler import FineTuneScheduler
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class EmbedLoop:
         self._encoders: dict[int, Encoder] = {}
         self._base_path: Path | None = None
         self._switch_lock = threading.RLock()
+        #: The process's fine-tuning scheduler, if one was made for this loop (it sets itself here).
+        self.scheduler: FineTuneScheduler | None = None
         self.searcher = Searcher(
             self.store,
             root / "indexes",
@@ -538,6 +541,15 @@ class EmbedLoop:
                 raise InvalidInputError(f"Cannot write {str(path)!r}: {exc.strerror}.", field="path") from None
         return self.store.export_feedback(destination)
 
+    def feedback_records(self, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
+        """One page of the export (oldest first): ``{"records": [...], "total", "limit", "offset"}``."""
+        from embedloop.store.stats import check_count
+
+        limit = check_count(limit, "limit", 1, 100_000)
+        offset = check_count(offset, "offset", 0, 10**12)
+        records = self.store.feedback_records()
+        return {"records": records[offset : offset + limit], "total": len(records), "limit": limit, "offset": offset}
+
     # ------------------------------------------------ review (explicit judgments)
     def review_queue(self, limit: int = 10, *, compare_with: Ranker | None = None) -> list[dict[str, Any]]:
         """Open review questions, most useful first: ``review_id``, ``query``, ``candidates``, ``reason``.
@@ -627,7 +639,15 @@ class EmbedLoop:
         return last_trained_seq(self.store)
 
     def status(self) -> dict[str, Any]:
-        """The spec's status dict plus what an operator needs to see."""
+        """The spec's status dict plus what an operator needs to see.
+
+        The spec's keys ``should_fine_tune``, ``feedback_count``, ``threshold``,
+        ``current_model``; then ``active_version``, ``last_run``, ``trial``,
+        ``training_in_progress`` and ``training_lock`` (holder and lease end,
+        ``None`` when free), ``next_scheduled_check`` (ISO time; ``None``
+        without a running scheduler in this process), ``scheduler`` and the
+        review queue's counts.
+        """
         from embedloop.feedback.persistence import review_counts
         from embedloop.store.locks import holder as lock_holder
         from embedloop.store.runs import last_run
@@ -637,6 +657,10 @@ class EmbedLoop:
         active = self.active_version
         base = self.settings.embedding_model
         trial = self.trial_status()
+        lock = lock_holder(self.store)
+        if lock is not None and lock["expired"]:
+            lock = None
+        scheduler = self.scheduler
         return {
             "should_fine_tune": count >= self.settings.fine_tune_threshold and trial is None,
             "feedback_count": count,
@@ -652,7 +676,10 @@ class EmbedLoop:
             "check_interval_seconds": self.settings.check_interval_seconds,
             "trials": self.settings.trials,
             "trial": trial,
-            "training_lock": lock_holder(self.store),
+            "training_in_progress": lock is not None,
+            "training_lock": lock,
+            "next_scheduled_check": scheduler.next_check_at if scheduler is not None else None,
+            "scheduler": scheduler.info() if scheduler is not None else None,
             "review": review_counts(self.store),  # issue 13
         }
 
@@ -670,6 +697,8 @@ class EmbedLoop:
         """
         from embedloop.training.cycle import run_cycle
 
+        if not isinstance(force, bool):
+            raise InvalidInputError(f"force must be true or false, got {force!r}.", field="force")
         return run_cycle(self.services(), force=force)
 
     def trial_status(self) -> dict[str, Any] | None:
@@ -710,7 +739,8 @@ class EmbedLoop:
         """
         from embedloop.training.cycle import evaluate_active
 
-        result = evaluate_active(self.services(), Path(candidate) if candidate is not None else None)
+        folder = _model_folder(candidate) if candidate is not None else None
+        result = evaluate_active(self.services(), folder)
         if not result.get("holdout_queries"):
             raise NoHeldOutDataError(
                 f"No held-out feedback to evaluate on: {self.store.count_selections()} selection(s) cover too few "
@@ -829,6 +859,24 @@ class EmbedLoop:
             self._encoders.pop(version, None)
             removed.append(version)
         return {"removed": removed, "kept": [m["version"] for m in self.registry.manifests()]}
+
+
+def _model_folder(candidate: str | Path) -> Path:
+    """``candidate`` as a saved sentence-transformers model folder, or a clear error (nothing is downloaded)."""
+    if not isinstance(candidate, str | Path) or not str(candidate).strip():
+        raise InvalidInputError(f"candidate must be a model folder path, got {candidate!r:.80}.", field="candidate")
+    folder = Path(candidate).expanduser()
+    try:
+        saved = (folder / "modules.json").is_file() or (folder / "config.json").is_file()
+    except OSError:
+        saved = False
+    if not saved:
+        raise InvalidInputError(
+            f"candidate {str(folder)!r:.200} is not a saved model folder (no modules.json or config.json there). "
+            "Pass the folder a sentence-transformers model was saved to (model.save(path)).",
+            field="candidate",
+        )
+    return folder
 
 
 def _set_threads(count: int) -> None:

@@ -45,22 +45,6 @@ def _lock_ttl(loop: LoopLike, ttl_seconds: float | None) -> float:
     return float(getattr(getattr(loop, "settings", None), "lock_ttl_seconds", DEFAULT_TTL_SECONDS))
 
 
-def fine_tune_exclusive(
-    loop: LoopLike, *, force: bool = False, owner: str | None = None, ttl_seconds: float | None = None
-) -> dict[str, Any]:
-    """Run ``loop.fine_tune(force)`` while holding the training lock.
-
-    Raises :class:`~embedloop.errors.TrainingInProgressError` when another
-    process or agent is training, before any work starts. Every interface
-    (skill, HTTP, MCP) starts a cycle through here. The cycle takes the same
-    lock itself; the lock is re-entrant on one thread, so that is one lease.
-    """
-    if not isinstance(force, bool):
-        raise InvalidInputError(f"force must be true or false, got {force!r}.", field="force")
-    with training_lock(loop.store, owner=owner or default_owner("manual"), ttl_seconds=_lock_ttl(loop, ttl_seconds)):
-        return loop.fine_tune(force=force)
-
-
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
 
@@ -107,6 +91,8 @@ class FineTuneScheduler:
         self.last_check_at: str | None = None
         self.last_outcome: dict[str, Any] | None = None
         self.last_error: str | None = None
+        if hasattr(loop, "scheduler"):  # the loop's status() reports the schedule
+            loop.scheduler = self  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------ status
     @property

@@ -33,9 +33,9 @@ def test_queue_and_random_arms_spend_their_budget(fake_loop: EmbedLoop, finance_
 
 def test_summarise_gain_per_answer():
     arms = {
-        "clicks": {"dev": {"ndcg@10": 0.5}},
-        "queue@10": {"dev": {"ndcg@10": 0.53}},
-        "random@10": {"dev": {"ndcg@10": 0.51}},
+        "clicks": {"candidate_dev": {"ndcg@10": 0.5}},
+        "queue@10": {"candidate_dev": {"ndcg@10": 0.53}},
+        "random@10": {"candidate_dev": {"ndcg@10": 0.51}},
     }
     out = summarise(arms, [10])["10"]
     assert out["queue_beats_random"] and out["ratio"] == 3.0

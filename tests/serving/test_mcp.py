@@ -36,6 +36,11 @@ TOOLS = {
     "get_review_queue",
     "answer_review",
     "record_judgment",
+    "evaluate_model",
+    "prune_models",
+    "list_training_runs",
+    "get_feedback_stats",
+    "export_feedback",
 }
 
 

@@ -916,6 +916,7 @@ def _review_benchmark(
         budgets,
         lambda lp: evaluate_active(lp, data, args.eval_split),
         args.seed,
+        scorer=lambda: CandidateScorer(data, args.eval_split),
     )
     results = {"benchmark": "review_queue", "config": vars(args), "base": base, "clicks_round": sim, **review}
     (out_dir / "review.json").write_text(json.dumps(results, indent=2, default=_json_default))

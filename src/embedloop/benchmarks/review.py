@@ -11,8 +11,9 @@ Protocol (issue 13), inside ``embedloop bench quality --review-budgets 25,50,100
    (the same size as a queue question), recorded with ``loop.record_judgment``;
 4. the reviewer answers from the train judgments (qrels): a candidate judged relevant
    (score > 0) is selected, every other candidate rejected;
-5. each arm runs the product's cycle once (``fine_tune(force=True)``) and is scored on the
-   dev split. Gain per answer = (arm NDCG@10 - clicks NDCG@10) / B.
+5. each arm runs the product's cycle once (``fine_tune(force=True)``); the candidate it trains is
+   scored on the dev split whatever the gate's (or trial's) verdict, since the question is what
+   the answers are worth to training. Gain per answer = (arm NDCG@10 - clicks NDCG@10) / B.
 """
 
 from __future__ import annotations
@@ -91,12 +92,18 @@ def run_review_arms(
     budgets: Sequence[int],
     evaluate: Callable[[Any], dict[str, float]],
     seed: int,
+    scorer: Callable[[], Any] | None = None,
 ) -> dict[str, Any]:
     """Every arm from a copy of ``storage`` (a closed loop's folder after one round of clicks).
 
     ``queries``/``relevant``: train query texts and judged-relevant doc ids by query id;
-    ``evaluate(loop)``: dev metrics of the loop's active model.
+    ``evaluate(loop)``: dev metrics of the loop's active model; ``scorer()``: a context manager
+    whose ``scores`` maps each candidate version trained inside it to its dev metrics, so that an
+    arm's model is scored whatever the gate's or trial's verdict (the value of the answers to
+    training is measured apart from the promotion decision).
     """
+    import contextlib
+
     from embedloop import EmbedLoop
 
     by_text = {normalise_query(text): qid for qid, text in queries.items() if qid in relevant}
@@ -119,8 +126,12 @@ def run_review_arms(
                     spent = answer_queue(loop, budget, relevant_of)
                 elif strategy == "random":
                     spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget))
-                cycle = loop.fine_tune(force=True)
+                watch = scorer() if scorer is not None else contextlib.nullcontext()
+                with watch:
+                    cycle = loop.fine_tune(force=True)
                 dev = evaluate(loop)
+                scored = getattr(watch, "scores", {})
+                candidate_dev = scored[max(scored)] if scored else dev
         finally:
             shutil.rmtree(copy, ignore_errors=True)
         results[name] = {
@@ -130,18 +141,21 @@ def run_review_arms(
             "status": cycle["status"],
             "reasons": cycle.get("reasons", []),
             "dev": dev,
+            "candidate_dev": candidate_dev,
             "seconds": round(time.perf_counter() - tick, 1),
         }
         logger.info("Review arm %s: %s, %s, dev %s", name, spent, cycle["status"], dev)
     return {"arms": results, "summary": summarise(results, budgets)}
 
 
-def summarise(arms: dict[str, Any], budgets: Sequence[int], metric: str = "ndcg@10") -> dict[str, Any]:
-    """Gain per answer of each arm over ``clicks`` and the queue/random ratio per budget."""
-    base = arms["clicks"]["dev"][metric]
+def summarise(
+    arms: dict[str, Any], budgets: Sequence[int], metric: str = "ndcg@10", key: str = "candidate_dev"
+) -> dict[str, Any]:
+    """Gain per answer of each arm's trained model over ``clicks`` and the queue/random ratio per budget."""
+    base = arms["clicks"][key][metric]
     out: dict[str, Any] = {"clicks_" + metric: base}
     for b in budgets:
-        q, r = arms[f"queue@{b}"]["dev"][metric], arms[f"random@{b}"]["dev"][metric]
+        q, r = arms[f"queue@{b}"][key][metric], arms[f"random@{b}"][key][metric]
         per_q, per_r = (q - base) / b, (r - base) / b
         out[str(b)] = {
             "queue_" + metric: q,

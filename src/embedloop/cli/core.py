@@ -1,4 +1,4 @@
-"""Top-level commands: ``search``, ``select``, ``status``, ``finetune``, ``evaluate``."""
+"""Top-level commands: ``search``, ``select``, ``status``, ``finetune``, ``evaluate``, ``runs``."""
 
 from __future__ import annotations
 
@@ -106,15 +106,45 @@ def finetune(ctx: click.Context, state: CliState, force: bool) -> None:
 
 
 @click.command(cls=LoopCommand, short_help="Score the active model on held-out feedback.")
+@click.option(
+    "--candidate",
+    type=click.Path(file_okay=False, path_type=str),
+    default=None,
+    help="A saved model folder to score against the active model on the same held-out feedback (nothing is promoted).",
+)
 @pass_state
-def evaluate(state: CliState) -> None:
+def evaluate(state: CliState, candidate: str | None) -> None:
     """Measure the active model on the held-out part of the feedback (evaluate).
 
     Uses the same split a fine-tuning cycle would, so the numbers compare
     with the "active" column of `finetune`.
     """
-    result = state.loop.evaluate()
+    result = state.loop.evaluate(candidate)
     state.emit(result, key_values(result))
 
 
-COMMANDS = [search, select, status, finetune, evaluate]
+@click.command(cls=LoopCommand, short_help="Training runs, newest first, one page.")
+@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True, help="Runs per page.")
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True, help="Runs to skip (newest first).")
+@pass_state
+def runs(state: CliState, limit: int, offset: int) -> None:
+    """List fine-tuning runs newest first: outcome, feedback window, metrics and reasons (runs)."""
+    page = state.loop.runs(limit, offset)
+    rows = [
+        [
+            r.get("id"),
+            r.get("status"),
+            r.get("version"),
+            f"{r.get('feedback_from_seq')}..{r.get('feedback_to_seq')}",
+            r.get("duration_seconds"),
+            "; ".join(r.get("reasons") or [])[:80],
+        ]
+        for r in page["runs"]
+    ]
+    shown = f"runs {offset + 1}-{offset + len(rows)} of {page['total']}" if rows else f"no runs (total {page['total']})"
+    headers = ["run", "status", "version", "feedback", "seconds", "reasons"]
+    text = table(headers, rows) + "\n" + shown if rows else shown
+    state.emit(page, text)
+
+
+COMMANDS = [search, select, status, finetune, evaluate, runs]

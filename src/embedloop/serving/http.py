@@ -12,11 +12,17 @@ endpoint                   Python API              token
 ``POST /feedback``         ``record_feedback``     feedback
 ``GET /status``            ``status`` (+schedule)  -
 ``POST /fine-tune``        ``fine_tune``           admin
+``POST /evaluate``         ``evaluate``            admin
 ``GET /models``            ``versions``            -
 ``POST /models/rollback``  ``rollback``            admin
+``POST /models/prune``     ``prune``               admin
+``GET /trial``             ``trial_status``        -
+``POST /trial/stop``       ``stop_trial``          admin
 ``POST /catalog/items``    ``add_items``           admin
 ``DELETE /catalog/items``  ``delete_items``        admin
 ``GET /runs``              ``runs``                -
+``GET /feedback/stats``    ``feedback_stats``      -
+``GET /feedback/export``   ``feedback_records``    admin
 ``GET /feedback/timeline`` ``feedback_timeline``   -
 ``GET /dashboard``         operator pages          - [#]_
 ``GET /health``            liveness                -
@@ -53,7 +59,22 @@ from starlette.exceptions import HTTPException
 import embedloop
 from embedloop.errors import EmbedLoopError
 from embedloop.loop import EmbedLoop
-from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
+from embedloop.operations import (
+    MAX_LIST,
+    MAX_TEXT,
+    EvaluateParams,
+    FeedbackExportQuery,
+    FeedbackParams,
+    FineTuneParams,
+    Id,
+    PruneParams,
+    RollbackParams,
+    RunsQuery,
+    SearchParams,
+    SelectionParams,
+    StopTrialParams,
+)
+from embedloop.scheduler import FineTuneScheduler
 from embedloop.serving.common import (
     check_bind,
     error_body,
@@ -66,16 +87,8 @@ from embedloop.serving.dashboard import install_dashboard
 from embedloop.serving.limits import BodySizeLimit, json_position, small_body_limit
 from embedloop.serving.review_routes import review_router
 from embedloop.settings import Settings
-from embedloop.skills.agent import status_report
-from embedloop.skills.tools import PARAMS
 
 logger = logging.getLogger(__name__)
-
-#: Hard caps of the request models; the configured (smaller) limits are checked by the loop.
-MAX_TEXT = 1_000_000
-MAX_LIST = 100_000
-
-Id = Annotated[str, Field(min_length=1, max_length=512)]
 
 
 class ErrorDetail(BaseModel):
@@ -109,50 +122,15 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class SearchRequest(_Body):
-    """``POST /search``."""
-
-    query: str = Field(min_length=1, max_length=MAX_TEXT, description=PARAMS["query"])
-    k: int = Field(10, ge=1, le=100_000, strict=True, description=PARAMS["k"])
-    user_id: Id | None = Field(None, description=PARAMS["user_id"])
-
-
-class SelectionRequest(_Body):
-    """``POST /selections``."""
-
-    search_id: Id = Field(description=PARAMS["search_id"])
-    item_id: Id = Field(description=PARAMS["item_id"])
-    event_id: Id | None = Field(None, description=PARAMS["event_id"])
-
-
-class FeedbackRequest(_Body):
-    """``POST /feedback``: a search done elsewhere."""
-
-    query: str = Field(min_length=1, max_length=MAX_TEXT, description=PARAMS["query"])
-    shown: list[Id] = Field(min_length=1, max_length=MAX_LIST, description=PARAMS["shown"])
-    selected: list[Id] = Field(max_length=MAX_LIST, description=PARAMS["selected"])
-    user_id: Id | None = Field(None, description=PARAMS["user_id"])
-    event_id: Id | None = Field(None, description=PARAMS["event_id"])
-
-
-class FineTuneRequest(_Body):
-    """``POST /fine-tune`` (the body is optional)."""
-
-    force: bool = Field(False, strict=True, description=PARAMS["force"])
-
-
-class RollbackRequest(_Body):
-    """``POST /models/rollback`` (the body is optional)."""
-
-    version: int | None = Field(None, ge=0, strict=True, description=PARAMS["version"])
-
-
-class StopTrialRequest(_Body):
-    """``POST /trial/stop`` (the body is optional)."""
-
-    reason: str = Field(
-        "stopped by an operator", min_length=1, max_length=1000, description="Why the trial is stopped."
-    )
+# The request bodies are the operations' argument models (one per operation, shared with MCP and the tools).
+SearchRequest = SearchParams
+SelectionRequest = SelectionParams
+FeedbackRequest = FeedbackParams
+FineTuneRequest = FineTuneParams
+EvaluateRequest = EvaluateParams
+RollbackRequest = RollbackParams
+PruneRequest = PruneParams
+StopTrialRequest = StopTrialParams
 
 
 class ItemIn(_Body):
@@ -295,12 +273,17 @@ def create_app(
     @app.get("/status", tags=["fine-tuning"])
     def status() -> dict[str, Any]:
         """Whether to fine-tune (the spec's keys), active version, last run, next scheduled check."""
-        return status_report(loop, scheduler)
+        return loop.status()
 
     @app.post("/fine-tune", tags=["fine-tuning"], dependencies=admin)
     def fine_tune(body: FineTuneRequest | None = None) -> dict[str, Any]:
         """Run one fine-tuning cycle now (minutes); 409 if one is already running."""
-        return fine_tune_exclusive(loop, force=body.force if body is not None else False)
+        return loop.fine_tune(force=body.force if body is not None else False)
+
+    @app.post("/evaluate", tags=["fine-tuning"], dependencies=admin)
+    def evaluate(body: EvaluateRequest | None = None) -> dict[str, Any]:
+        """Score the active model (and ``candidate``, a model folder on the server) on held-out feedback."""
+        return loop.evaluate(body.candidate if body is not None else None)
 
     @app.get("/models", tags=["models"])
     def versions() -> dict[str, Any]:
@@ -311,6 +294,11 @@ def create_app(
     def rollback(body: RollbackRequest | None = None) -> dict[str, Any]:
         """Switch to the previous version, or to ``version``; returns its manifest."""
         return loop.rollback(body.version if body is not None else None)
+
+    @app.post("/models/prune", tags=["models"], dependencies=admin)
+    def prune(body: PruneRequest | None = None) -> dict[str, Any]:
+        """Delete old trained versions, keeping ``keep`` (the active one first, then the newest)."""
+        return loop.prune(body.keep if body is not None else 5)
 
     @app.get("/trial", tags=["models"])
     def trial() -> dict[str, Any]:
@@ -333,12 +321,19 @@ def create_app(
         return loop.delete_items(body.ids)
 
     @app.get("/runs", tags=["fine-tuning"])
-    def runs(
-        limit: Annotated[int, Query(ge=1, le=500, description="Runs per page.")] = 50,
-        offset: Annotated[int, Query(ge=0, le=10**12, description="Runs to skip (newest first).")] = 0,
-    ) -> dict[str, Any]:
+    def runs(page: Annotated[RunsQuery, Query()]) -> dict[str, Any]:
         """Training runs newest first (feedback window, outcome, metrics, reasons, timings), one page."""
-        return loop.runs(limit, offset)
+        return loop.runs(page.limit, page.offset)
+
+    @app.get("/feedback/stats", tags=["feedback"])
+    def feedback_stats() -> dict[str, Any]:
+        """Counts of items, searches, impressions and selections; the selection rate and mean selected rank."""
+        return loop.feedback_stats()
+
+    @app.get("/feedback/export", tags=["feedback"], dependencies=admin)
+    def export_feedback(page: Annotated[FeedbackExportQuery, Query()]) -> dict[str, Any]:
+        """One page of the feedback export (searches with selections, oldest first); ``total`` counts them all."""
+        return loop.feedback_records(page.limit, page.offset)
 
     @app.get("/feedback/timeline", tags=["feedback"])
     def feedback_timeline(

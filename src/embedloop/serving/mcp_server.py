@@ -1,11 +1,12 @@
 """MCP server (official ``mcp`` SDK 2.x, ``MCPServer``) over one :class:`~embedloop.EmbedLoop`.
 
-Tools: ``search``, ``record_selection``, ``record_feedback``,
-``check_fine_tuning_status``, ``fine_tune_embeddings``,
-``list_model_versions``, ``rollback_model`` — the skills of
-:class:`~embedloop.skills.Agent2EmbeddingSkill`, with the same descriptions
-as :data:`~embedloop.skills.tools.TOOL_DEFINITIONS`. An embedloop error
-becomes a tool error (``isError``) whose text names the error and the field.
+Tools: one per operation of :data:`embedloop.operations.OPERATIONS` (search,
+feedback, status, fine-tuning, evaluation, versions, trials, runs, feedback
+stats and export, the review queue) — the skills of
+:class:`~embedloop.skills.Agent2EmbeddingSkill`, with the argument models,
+names and descriptions of :data:`~embedloop.skills.tools.TOOL_DEFINITIONS`.
+An embedloop error becomes a tool error (``isError``) whose text names the
+error and the field.
 
 Transports: stdio (an agent launches the server) and streamable HTTP at
 ``/mcp``. Over HTTP every request needs ``Authorization: Bearer
@@ -25,19 +26,20 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, NoReturn
+from collections.abc import Callable
+from typing import Any, NoReturn
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
-from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase
+from mcp.server.mcpserver.utilities.func_metadata import ArgModelBase, FuncMetadata
 from mcp.types import ToolAnnotations
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict
 
 import embedloop
 from embedloop.errors import ConfigError, EmbedLoopError, InvalidInputError
 from embedloop.loop import EmbedLoop
+from embedloop.operations import OPERATIONS, Operation
 from embedloop.scheduler import FineTuneScheduler
 from embedloop.serving.common import (
     check_bind,
@@ -50,7 +52,6 @@ from embedloop.serving.common import (
 from embedloop.serving.limits import BodySizeLimit
 from embedloop.settings import Settings
 from embedloop.skills.agent import Agent2EmbeddingSkill
-from embedloop.skills.tools import DESCRIPTIONS, PARAMS, REVIEW_PARAMS
 
 logger = logging.getLogger(__name__)
 
@@ -62,8 +63,6 @@ INSTRUCTIONS = (
     "questions about ambiguous results: ask the user and pass the answer to answer_review."
 )
 
-Id = Annotated[str, Field(min_length=1, max_length=512)]
-
 
 def tool_error(exc: EmbedLoopError) -> ToolError:
     """The tool error an agent sees for ``exc``: type, field and the message with its fix."""
@@ -72,129 +71,57 @@ def tool_error(exc: EmbedLoopError) -> ToolError:
     return ToolError(f"{type(exc).__name__}{where}: {exc}")
 
 
+#: Behaviour hints per operation, as MCP clients read them.
+def _annotations(op: Operation) -> ToolAnnotations:
+    hints: dict[str, bool] = {"open_world_hint": False, "read_only_hint": op.read_only}
+    if not op.read_only:
+        hints |= {"destructive_hint": op.destructive, "idempotent_hint": op.idempotent}
+    return ToolAnnotations.model_validate(hints)
+
+
 def build_server(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) -> MCPServer:
-    """An ``MCPServer`` whose tools call ``loop`` through an :class:`Agent2EmbeddingSkill`."""
+    """An ``MCPServer`` whose tools (one per :data:`~embedloop.operations.OPERATIONS`) call ``loop``."""
     skill = Agent2EmbeddingSkill(loop, scheduler)
-    tools: list[Tool] = []
-
-    async def run(name: str, **arguments: Any) -> Any:
-        try:
-            return await skill.call(name, arguments)
-        except EmbedLoopError as exc:
-            raise tool_error(exc) from exc
-
-    def tool(name: str, **hints: bool) -> Callable[[Callable[..., Awaitable[Any]]], Any]:
-        def register(fn: Callable[..., Awaitable[Any]]) -> Any:
-            tools.append(_strict_tool(fn, name, ToolAnnotations.model_validate({"open_world_hint": False, **hints})))
-            return fn
-
-        return register
-
-    @tool("search", read_only_hint=False, destructive_hint=False)
-    async def search(
-        query: Annotated[str, Field(min_length=1, description=PARAMS["query"])],
-        k: Annotated[int, Field(ge=1, le=100_000, strict=True, description=PARAMS["k"])] = 10,
-        user_id: Annotated[Id | None, Field(description=PARAMS["user_id"])] = None,
-    ) -> dict[str, Any]:
-        return await run("search", query=query, k=k, user_id=user_id)  # type: ignore[no-any-return]
-
-    @tool("record_selection", read_only_hint=False, destructive_hint=False, idempotent_hint=True)
-    async def record_selection(
-        search_id: Annotated[Id, Field(description=PARAMS["search_id"])],
-        item_id: Annotated[Id, Field(description=PARAMS["item_id"])],
-        event_id: Annotated[Id | None, Field(description=PARAMS["event_id"])] = None,
-    ) -> dict[str, Any]:
-        return await run("record_selection", search_id=search_id, item_id=item_id, event_id=event_id)  # type: ignore[no-any-return]
-
-    @tool("record_feedback", read_only_hint=False, destructive_hint=False)
-    async def record_feedback(
-        query: Annotated[str, Field(min_length=1, description=PARAMS["query"])],
-        shown: Annotated[list[Id], Field(min_length=1, max_length=100_000, description=PARAMS["shown"])],
-        selected: Annotated[list[Id], Field(max_length=100_000, description=PARAMS["selected"])],
-        user_id: Annotated[Id | None, Field(description=PARAMS["user_id"])] = None,
-        event_id: Annotated[Id | None, Field(description=PARAMS["event_id"])] = None,
-    ) -> dict[str, Any]:
-        return await run(  # type: ignore[no-any-return]
-            "record_feedback", query=query, shown=shown, selected=selected, user_id=user_id, event_id=event_id
-        )
-
-    @tool("check_fine_tuning_status", read_only_hint=True)
-    async def check_fine_tuning_status() -> dict[str, Any]:
-        return await run("check_fine_tuning_status")  # type: ignore[no-any-return]
-
-    @tool("fine_tune_embeddings", read_only_hint=False, destructive_hint=False)
-    async def fine_tune_embeddings(
-        force: Annotated[bool, Field(strict=True, description=PARAMS["force"])] = False,
-    ) -> dict[str, Any]:
-        return await run("fine_tune_embeddings", force=force)  # type: ignore[no-any-return]
-
-    @tool("list_model_versions", read_only_hint=True)
-    async def list_model_versions() -> dict[str, Any]:
-        return {"versions": await run("list_model_versions")}
-
-    @tool("rollback_model", read_only_hint=False, destructive_hint=True, idempotent_hint=True)
-    async def rollback_model(
-        version: Annotated[int | None, Field(ge=0, strict=True, description=PARAMS["version"])] = None,
-    ) -> dict[str, Any]:
-        return await run("rollback_model", version=version)  # type: ignore[no-any-return]
-
-    @tool("get_trial", read_only_hint=True)
-    async def get_trial() -> dict[str, Any]:
-        return await run("get_trial")  # type: ignore[no-any-return]
-
-    @tool("stop_trial", read_only_hint=False, destructive_hint=True, idempotent_hint=False)
-    async def stop_trial(
-        reason: Annotated[
-            str, Field(min_length=1, max_length=1000, description=PARAMS["reason"])
-        ] = "stopped by an agent",
-    ) -> dict[str, Any]:
-        return await run("stop_trial", reason=reason)  # type: ignore[no-any-return]
-
-    @tool("get_review_queue", read_only_hint=False, destructive_hint=False)
-    async def get_review_queue(
-        limit: Annotated[int, Field(ge=1, le=1000, strict=True, description=PARAMS["limit"])] = 10,
-    ) -> dict[str, Any]:
-        return await run("get_review_queue", limit=limit)  # type: ignore[no-any-return]
-
-    @tool("answer_review", read_only_hint=False, destructive_hint=False, idempotent_hint=True)
-    async def answer_review(
-        review_id: Annotated[Id, Field(description=PARAMS["review_id"])],
-        selected: Annotated[list[Id], Field(max_length=100_000, description=REVIEW_PARAMS["selected"])] = [],  # noqa: B006
-        rejected: Annotated[list[Id], Field(max_length=100_000, description=PARAMS["rejected"])] = [],  # noqa: B006
-        reviewer: Annotated[Id | None, Field(description=PARAMS["reviewer"])] = None,
-    ) -> dict[str, Any]:
-        return await run(  # type: ignore[no-any-return]
-            "answer_review", review_id=review_id, selected=selected, rejected=rejected, reviewer=reviewer
-        )
-
-    @tool("record_judgment", read_only_hint=False, destructive_hint=False)
-    async def record_judgment(
-        query: Annotated[str, Field(min_length=1, description=PARAMS["query"])],
-        item_id: Annotated[Id, Field(description=REVIEW_PARAMS["item_id"])],
-        relevant: Annotated[bool, Field(strict=True, description=PARAMS["relevant"])],
-        reviewer: Annotated[Id | None, Field(description=PARAMS["reviewer"])] = None,
-    ) -> dict[str, Any]:
-        return await run(  # type: ignore[no-any-return]
-            "record_judgment", query=query, item_id=item_id, relevant=relevant, reviewer=reviewer
-        )
-
+    tools = [_tool(op, skill) for op in OPERATIONS]
     return MCPServer(
         "embedloop", instructions=INSTRUCTIONS, version=embedloop.__version__, tools=tools, log_level="WARNING"
     )
 
 
-def _strict_tool(fn: Callable[..., Awaitable[Any]], name: str, annotations: ToolAnnotations) -> Tool:
-    """A tool that refuses unknown arguments (the SDK ignores them by default), as the HTTP API does."""
-    tool = Tool.from_function(
-        fn, name=name, description=DESCRIPTIONS[name], annotations=annotations, structured_output=False
+class _GivenArguments(ArgModelBase):
+    """Passes on only the arguments the client sent: the skill's own defaults apply to the others."""
+
+    def model_dump_one_level(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.model_fields_set}
+
+
+def _tool(op: Operation, skill: Agent2EmbeddingSkill) -> Tool:
+    """The MCP tool of ``op``: its argument model validates the call (unknown arguments refused)."""
+    arg_model: type[ArgModelBase] = type(
+        op.params.__name__,
+        (op.params, _GivenArguments),
+        {"model_config": ConfigDict(extra="forbid", strict=True, arbitrary_types_allowed=True)},
     )
-    base = tool.fn_metadata.arg_model
-    strict: type[ArgModelBase] = type(
-        base.__name__, (base,), {"model_config": ConfigDict(**base.model_config, extra="forbid")}
+
+    async def call(**arguments: Any) -> Any:
+        try:
+            result = await skill.call(op.name, arguments)
+        except EmbedLoopError as exc:
+            raise tool_error(exc) from exc
+        # MCP results are objects: the one list result (list_model_versions) comes as {"versions": [...]}
+        return {"versions": result} if isinstance(result, list) else result
+
+    return Tool(
+        fn=call,
+        name=op.name,
+        title=None,
+        description=op.description,
+        parameters=op.schema(),
+        fn_metadata=FuncMetadata(arg_model=arg_model),
+        is_async=True,
+        context_kwarg=None,
+        annotations=_annotations(op),
     )
-    tool.fn_metadata.arg_model = strict
-    tool.parameters = strict.model_json_schema(by_alias=True)
-    return tool
 
 
 class BearerGuard:

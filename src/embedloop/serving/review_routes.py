@@ -17,35 +17,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.params import Depends
-from pydantic import BaseModel, ConfigDict, Field
 
 from embedloop.loop import EmbedLoop
-from embedloop.skills.tools import PARAMS, REVIEW_PARAMS
+from embedloop.operations import AnswerParams, JudgmentParams, ReviewQueueQuery
 
-Id = Annotated[str, Field(min_length=1, max_length=512)]
-MAX_LIST = 100_000
-
-
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class AnswerRequest(_Body):
-    """``POST /review/answer``."""
-
-    review_id: Id = Field(description=PARAMS["review_id"])
-    selected: list[Id] = Field(default_factory=list, max_length=MAX_LIST, description=REVIEW_PARAMS["selected"])
-    rejected: list[Id] = Field(default_factory=list, max_length=MAX_LIST, description=PARAMS["rejected"])
-    reviewer: Id | None = Field(None, description=PARAMS["reviewer"])
-
-
-class JudgmentRequest(_Body):
-    """``POST /judgments``."""
-
-    query: str = Field(min_length=1, max_length=1_000_000, description=PARAMS["query"])
-    item_id: Id = Field(description=REVIEW_PARAMS["item_id"])
-    relevant: bool = Field(strict=True, description=PARAMS["relevant"])
-    reviewer: Id | None = Field(None, description=PARAMS["reviewer"])
+# The request bodies are the operations' argument models (shared with MCP and the tools).
+AnswerRequest = AnswerParams
+JudgmentRequest = JudgmentParams
 
 
 def review_router(loop: EmbedLoop, dependencies: Sequence[Depends]) -> APIRouter:
@@ -53,11 +31,9 @@ def review_router(loop: EmbedLoop, dependencies: Sequence[Depends]) -> APIRouter
     router = APIRouter(tags=["review"], dependencies=list(dependencies))
 
     @router.get("/review/queue")
-    def review_queue(
-        limit: Annotated[int, Query(ge=1, le=1000, description=PARAMS["limit"])] = 10,
-    ) -> dict[str, Any]:
+    def review_queue(page: Annotated[ReviewQueueQuery, Query()]) -> dict[str, Any]:
         """Open review questions, most useful first: review_id, query, candidates, reason."""
-        return {"questions": loop.review_queue(limit)}
+        return {"questions": loop.review_queue(page.limit)}
 
     @router.post("/review/answer")
     def answer_review(body: AnswerRequest) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from embedloop.skills.agent import Agent2EmbeddingSkill, status_report
+from embedloop.skills.agent import Agent2EmbeddingSkill
 from embedloop.skills.tools import TOOL_DEFINITIONS, anthropic_tools, openai_tools, tool_definitions
 
 __all__ = [
@@ -19,7 +19,6 @@ __all__ = [
     "EmbeddingFineTuner",
     "anthropic_tools",
     "openai_tools",
-    "status_report",
     "tool_definitions",
 ]
 

@@ -17,33 +17,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from embedloop.scheduler import FineTuneScheduler, fine_tune_exclusive
-from embedloop.store.locks import TRAINING_LOCK, holder
-
 if TYPE_CHECKING:
     from embedloop.loop import EmbedLoop
+    from embedloop.scheduler import FineTuneScheduler
 
 logger = logging.getLogger(__name__)
-
-
-def status_report(loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) -> dict[str, Any]:
-    """``loop.status()`` plus the schedule and whether a cycle is running now (blocking).
-
-    Keys: the spec's ``should_fine_tune``, ``feedback_count``, ``threshold``,
-    ``current_model``; then ``active_version``, ``last_run``,
-    ``next_scheduled_check`` (ISO time, ``None`` without a running scheduler),
-    ``training_in_progress`` and ``training_lock`` (holder and lease end), and
-    everything else ``loop.status()`` reports.
-    """
-    report = dict(loop.status())
-    lock = holder(loop.store, TRAINING_LOCK)
-    if lock is not None and lock["expired"]:
-        lock = None
-    report["next_scheduled_check"] = scheduler.next_check_at if scheduler is not None else None
-    report["training_in_progress"] = lock is not None
-    report["training_lock"] = lock
-    report["scheduler"] = scheduler.info() if scheduler is not None else None
-    return report
 
 
 class Agent2EmbeddingSkill:
@@ -58,12 +36,13 @@ class Agent2EmbeddingSkill:
 
     def __init__(self, loop: EmbedLoop, scheduler: FineTuneScheduler | None = None) -> None:
         self.loop = loop
-        self.scheduler = scheduler
+        if scheduler is not None:  # the loop's status() reports its schedule
+            loop.scheduler = scheduler
 
     # ------------------------------------------------------------ the spec
     async def check_fine_tuning_status(self) -> dict[str, Any]:
-        """Whether to fine-tune now, and what the model is (see :func:`status_report`)."""
-        return await asyncio.to_thread(status_report, self.loop, self.scheduler)
+        """Whether to fine-tune now, and what the model is (:meth:`EmbedLoop.status`)."""
+        return await asyncio.to_thread(self.loop.status)
 
     async def execute_embedding_fine_tuning(self, force: bool = False) -> dict[str, Any]:
         """Run one fine-tuning cycle in a worker thread, holding the training lock.
@@ -73,7 +52,7 @@ class Agent2EmbeddingSkill:
         :class:`~embedloop.errors.TrainingInProgressError` if another process
         or agent is training.
         """
-        return await asyncio.to_thread(fine_tune_exclusive, self.loop, force=force)
+        return await asyncio.to_thread(self.loop.fine_tune, force)
 
     #: The spec's skill name for :meth:`execute_embedding_fine_tuning`.
     fine_tune_embeddings = execute_embedding_fine_tuning
@@ -122,6 +101,27 @@ class Agent2EmbeddingSkill:
     async def stop_trial(self, reason: str = "stopped by an agent") -> dict[str, Any]:
         """End the running trial: the candidate is rejected."""
         return await asyncio.to_thread(self.loop.stop_trial, reason)
+
+    async def prune_models(self, keep: int = 5) -> dict[str, Any]:
+        """Delete old trained versions, keeping ``keep`` (the active one first, then the newest)."""
+        return await asyncio.to_thread(self.loop.prune, keep)
+
+    async def evaluate_model(self, candidate: str | None = None) -> dict[str, Any]:
+        """The active model's (and ``candidate``'s) metrics on held-out feedback; nothing is promoted."""
+        return await asyncio.to_thread(self.loop.evaluate, candidate)
+
+    async def list_training_runs(self, limit: int = 50, offset: int = 0) -> dict[str, Any]:
+        """Training runs newest first, one page."""
+        return await asyncio.to_thread(self.loop.runs, limit, offset)
+
+    # ------------------------------------------------------------ feedback data
+    async def get_feedback_stats(self) -> dict[str, Any]:
+        """Counts of items, searches, impressions and selections, the selection rate."""
+        return await asyncio.to_thread(self.loop.feedback_stats)
+
+    async def export_feedback(self, limit: int = 1000, offset: int = 0) -> dict[str, Any]:
+        """One page of the feedback export, oldest first."""
+        return await asyncio.to_thread(self.loop.feedback_records, limit, offset)
 
     # ------------------------------------------------------ review queue
     async def get_review_queue(self, limit: int = 10) -> dict[str, Any]:

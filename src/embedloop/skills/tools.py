@@ -15,188 +15,24 @@ import copy
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from embedloop.errors import InvalidInputError
+from embedloop.operations import OPERATIONS, operation
 
 if TYPE_CHECKING:
     from embedloop.skills.agent import Agent2EmbeddingSkill
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 512}
-_IDS = {"type": "array", "items": _ID, "minItems": 1, "maxItems": 100_000}
-
-#: Parameter descriptions, shared with the MCP server and the HTTP API.
-PARAMS: dict[str, str] = {
-    "query": "What the user is looking for, in plain words (e.g. 'Apple stock price').",
-    "k": "How many results to return, best first: 1 to the server's EMBEDLOOP_MAX_K (1000 unless changed). Default 10.",
-    "user_id": "Optional id of the end user or session, stored with the search for analysis.",
-    "search_id": "The search_id returned by the search tool for the results the user saw.",
-    "item_id": "The id of the result the user picked; it must be one of that search's results.",
-    "event_id": "Optional idempotency key: repeating a call with the same event_id records it only once.",
-    "shown": "Ids of the results that were shown to the user, in the order shown (best first).",
-    "selected": "Ids the user picked, each one of the shown ids; empty when the user picked nothing.",
-    "force": "Train even when fewer new feedback events than the threshold have arrived. Default false.",
-    "version": "The model version to switch to; omit it to return to the version before the active one.",
-    "reason": "Why the trial is stopped (kept with the trial's record).",
-    # review queue (explicit judgments)
-    "limit": "How many open review questions to return, most useful first: 1 to 1000. Default 10.",
-    "review_id": "The review_id of a question returned by get_review_queue.",
-    "rejected": "Candidate ids the user said are NOT relevant to the question's query.",
-    "reviewer": "Optional id of the person or agent who answered, stored with the judgments.",
-    "relevant": "true if the item is relevant to the query (a good result for it), false if it is not.",
-}
-
-#: Descriptions of parameters whose meaning differs in the review tools (``selected`` there is an answer).
-REVIEW_PARAMS: dict[str, str] = {
-    "selected": "Candidate ids the user said ARE relevant to the question's query (may be empty if rejected is not).",
-    "item_id": "The catalog id of the item being judged.",
-}
-
-#: What each tool does, when to use it, and what it returns.
-DESCRIPTIONS: dict[str, str] = {
-    "search": (
-        "Semantic search over the catalog with the active embedding model. Returns search_id and hits "
-        "(item_id, text, score, rank). Report the result the user picks with record_selection and this "
-        "search_id: that feedback is what the model learns from."
-    ),
-    "record_selection": (
-        "Record that the user picked one result of an earlier search (by search_id and item_id). Only "
-        "items that the search returned can be selected. Returns the logged event."
-    ),
-    "record_feedback": (
-        "Record a search done outside this tool in one call: the query, the ids shown (in order) and the "
-        "ids the user picked. Use this when results were not obtained through the search tool."
-    ),
-    "check_fine_tuning_status": (
-        "Report whether enough new feedback has accumulated to fine-tune the embedding model: "
-        "should_fine_tune, feedback_count (new events since the last training), threshold, current_model, "
-        "active_version, last_run, trial (the candidate on trial, or null), next_scheduled_check and "
-        "training_in_progress. Read-only."
-    ),
-    "fine_tune_embeddings": (
-        "Run one fine-tuning cycle now: build training examples from the feedback, train a candidate model, "
-        "pre-check it against the active one on held-out feedback, then put it on trial: a share of searches "
-        "shows both models' results interleaved and the users' selections decide, with no further call. "
-        "Slow (minutes). Returns status (trial, promoted, rejected, skipped or failed), version, metrics and "
-        "reasons. Skipped while a trial runs; fails if another fine-tuning cycle is already running."
-    ),
-    "list_model_versions": (
-        "List the kept model versions, newest first, with status, parent, base model, metrics and which one "
-        "is active. Read-only."
-    ),
-    "get_trial": (
-        "Show the running trial of a candidate model against the active one: candidate_version, searches, "
-        "wins, losses, ties, win_rate, the sequential test's statistic and bounds, and the decision so far "
-        "(null when no trial runs), plus the last trials with their outcomes. Read-only."
-    ),
-    "stop_trial": (
-        "End the running trial now: the candidate is rejected and the active model stays. Use when an "
-        "operator asks; trials otherwise end by themselves."
-    ),
-    "rollback_model": (
-        "Switch search back to an earlier model version (the one before the active version, or the given "
-        "version). Returns the now-active version's manifest."
-    ),
-    "get_review_queue": (
-        "List open review questions, most useful first: each has review_id, query, candidates (item_id, text, "
-        "score) and the reason it is asked (tied scores, conflicting clicks, no selection, ...). Ask your user "
-        "which candidates are relevant to the query, then pass the answer to answer_review."
-    ),
-    "answer_review": (
-        "Answer a review question: selected = candidate ids that are relevant to its query, rejected = ids that "
-        "are not (at least one id in all). Stored as trusted judgments for training and evaluation. Repeating the "
-        "same answer is a no-op; ids that were not candidates are refused and nothing is stored."
-    ),
-    "record_judgment": (
-        "Record, without a review question, that one catalog item is or is not relevant to a query (e.g. when "
-        "the user says so in conversation). Trusted over clicks in training."
-    ),
-}
-
-
-def _tool(name: str, properties: dict[str, dict[str, Any]], required: list[str]) -> dict[str, Any]:
-    props = {key: {"description": PARAMS.get(key, ""), **schema} for key, schema in properties.items()}
-    return {
-        "name": name,
-        "description": DESCRIPTIONS[name],
-        "parameters": {"type": "object", "properties": props, "required": required, "additionalProperties": False},
-    }
-
-
-#: JSON-Schema tool definitions (name, description, parameters) for every skill.
-TOOL_DEFINITIONS: list[dict[str, Any]] = [
-    _tool(
-        "search",
-        {
-            "query": {"type": "string", "minLength": 1},
-            "k": {"type": "integer", "minimum": 1, "maximum": 100_000, "default": 10},
-            "user_id": _ID,
-        },
-        ["query"],
-    ),
-    _tool("record_selection", {"search_id": _ID, "item_id": _ID, "event_id": _ID}, ["search_id", "item_id"]),
-    _tool(
-        "record_feedback",
-        {
-            "query": {"type": "string", "minLength": 1},
-            "shown": _IDS,
-            "selected": {**_IDS, "minItems": 0},
-            "user_id": _ID,
-            "event_id": _ID,
-        },
-        ["query", "shown", "selected"],
-    ),
-    _tool("check_fine_tuning_status", {}, []),
-    _tool("fine_tune_embeddings", {"force": {"type": "boolean", "default": False}}, []),
-    _tool("list_model_versions", {}, []),
-    _tool("rollback_model", {"version": {"type": "integer", "minimum": 0}}, []),
-    _tool("get_trial", {}, []),
-    _tool("stop_trial", {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}}, []),
-    _tool("get_review_queue", {"limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 10}}, []),
-    _tool(
-        "answer_review",
-        {
-            "review_id": _ID,
-            "selected": {**_IDS, "minItems": 0, "description": REVIEW_PARAMS["selected"]},
-            "rejected": {**_IDS, "minItems": 0},
-            "reviewer": _ID,
-        },
-        ["review_id"],
-    ),
-    _tool(
-        "record_judgment",
-        {
-            "query": {"type": "string", "minLength": 1},
-            "item_id": {**_ID, "description": REVIEW_PARAMS["item_id"]},
-            "relevant": {"type": "boolean"},
-            "reviewer": _ID,
-        },
-        ["query", "item_id", "relevant"],
-    ),
-]
+#: JSON-Schema tool definitions (name, description, parameters) for every skill,
+#: built from the operations' argument models (:mod:`embedloop.operations`).
+TOOL_DEFINITIONS: list[dict[str, Any]] = [op.definition() for op in OPERATIONS]
 
 #: Skill name -> method of :class:`~embedloop.skills.Agent2EmbeddingSkill`.
-METHODS: dict[str, str] = {
-    "search": "search",
-    "record_selection": "record_selection",
-    "record_feedback": "record_feedback",
-    "check_fine_tuning_status": "check_fine_tuning_status",
-    "fine_tune_embeddings": "execute_embedding_fine_tuning",
-    "list_model_versions": "list_model_versions",
-    "rollback_model": "rollback_model",
-    "get_trial": "get_trial",
-    "stop_trial": "stop_trial",
-    "get_review_queue": "get_review_queue",
-    "answer_review": "answer_review",
-    "record_judgment": "record_judgment",
-}
-
-_BY_NAME = {tool["name"]: tool for tool in TOOL_DEFINITIONS}
+METHODS: dict[str, str] = {op.name: op.method for op in OPERATIONS}
 
 
 def tool_definitions(names: list[str] | None = None) -> list[dict[str, Any]]:
     """Copies of the definitions, all or those in ``names`` (in that order)."""
     if names is None:
         return copy.deepcopy(TOOL_DEFINITIONS)
-    return [copy.deepcopy(_definition(name)) for name in names]
+    return [operation(name).definition() for name in names]
 
 
 def openai_tools(names: list[str] | None = None) -> list[dict[str, Any]]:
@@ -212,70 +48,16 @@ def anthropic_tools(names: list[str] | None = None) -> list[dict[str, Any]]:
     ]
 
 
-def _definition(name: Any) -> dict[str, Any]:
-    if not isinstance(name, str) or name not in _BY_NAME:
-        raise InvalidInputError(f"Unknown skill {name!r}; known skills: {sorted(_BY_NAME)}.", field="name")
-    return _BY_NAME[name]
-
-
-_TYPES: dict[str, tuple[type, ...]] = {"string": (str,), "integer": (int,), "boolean": (bool,), "array": (list,)}
-
-
-def _check_value(value: Any, schema: Mapping[str, Any], field: str) -> None:
-    kind = schema["type"]
-    ok = isinstance(value, _TYPES[kind]) and not (kind == "integer" and isinstance(value, bool))
-    if not ok:
-        raise InvalidInputError(
-            f"{field} must be of type {kind}, got {type(value).__name__} {value!r:.60}.", field=field
-        )
-    if kind == "string" and not schema.get("minLength", 0) <= len(value) <= schema.get("maxLength", len(value)):
-        raise InvalidInputError(
-            f"{field} must be {schema.get('minLength', 0)} to {schema.get('maxLength', 'any')} characters long, "
-            f"got {len(value)}.",
-            field=field,
-        )
-    if kind == "integer" and not schema.get("minimum", value) <= value <= schema.get("maximum", value):
-        raise InvalidInputError(
-            f"{field}={value} is out of range [{schema.get('minimum')}, {schema.get('maximum')}].", field=field
-        )
-    if kind == "array":
-        if not schema.get("minItems", 0) <= len(value) <= schema.get("maxItems", len(value)):
-            raise InvalidInputError(
-                f"{field} must have {schema.get('minItems', 0)} to {schema.get('maxItems')} entries, got {len(value)}.",
-                field=field,
-            )
-        for n, entry in enumerate(value):
-            _check_value(entry, schema["items"], f"{field}[{n}]")
-
-
 def validate_arguments(name: str, arguments: Any) -> dict[str, Any]:
-    """Check ``arguments`` against skill ``name``'s schema; returns them without ``None`` values.
+    """Check ``arguments`` with skill ``name``'s argument model; returns those given, without ``None`` values.
 
     Raises :class:`~embedloop.errors.InvalidInputError` naming the field.
     """
-    schema = _definition(name)["parameters"]
-    if arguments is None:
-        arguments = {}
-    if not isinstance(arguments, Mapping):
-        raise InvalidInputError(
-            f"arguments of {name!r} must be an object, got {type(arguments).__name__}.", field="arguments"
-        )
-    unknown = sorted(set(arguments) - set(schema["properties"]))
-    if unknown:
-        raise InvalidInputError(
-            f"{name!r} takes no argument(s) {unknown}; allowed: {sorted(schema['properties'])}.", field=str(unknown[0])
-        )
-    clean = {key: value for key, value in arguments.items() if value is not None}
-    for key in schema["required"]:
-        if key not in clean:
-            raise InvalidInputError(f"{name!r} needs the argument {key!r}: {PARAMS[key]}", field=key)
-    for key, value in clean.items():
-        _check_value(value, schema["properties"][key], key)
-    return clean
+    return operation(name).validate(arguments)
 
 
 async def dispatch(skill: Agent2EmbeddingSkill, name: str, arguments: Mapping[str, Any] | None = None) -> Any:
     """Validate ``arguments`` and run skill ``name`` on ``skill``; returns its JSON-ready result."""
-    clean = validate_arguments(name, arguments)
-    method = getattr(skill, METHODS[name])
-    return await method(**clean)
+    op = operation(name)
+    clean = op.validate(arguments)
+    return await getattr(skill, op.method)(**clean)

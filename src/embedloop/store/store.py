@@ -511,10 +511,17 @@ class FeedbackStore:
         return list(reversed(out.values()))
 
     def export_feedback(self, fp: IO[str], upto_seq: int | None = None) -> int:
-        """Write one JSON line per search with selections; returns the line count."""
+        """Write one JSON line per search with selections (:meth:`feedback_records`); returns the line count."""
         count = 0
-        for s in self.feedback_sessions(upto_seq):
-            record = {
+        for record in self.feedback_records(upto_seq):
+            fp.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+        return count
+
+    def feedback_records(self, upto_seq: int | None = None) -> list[dict[str, Any]]:
+        """One JSON-ready record per search with selections, oldest first (the export's format)."""
+        return [
+            {
                 "search_id": s["search_id"],
                 "query": s["query"],
                 "user_id": s["user_id"],
@@ -526,9 +533,8 @@ class FeedbackStore:
                 ],
                 "selected": [{"item_id": i, "rank": rank, "seq": seq} for i, rank, seq in s["selected"]],
             }
-            fp.write(json.dumps(record, ensure_ascii=False) + "\n")
-            count += 1
-        return count
+            for s in self.feedback_sessions(upto_seq)
+        ]
 
     def stats(self) -> dict[str, Any]:
         """Counts and simple engagement figures."""
