@@ -25,6 +25,7 @@ from embedloop.models.encoder import Encoder
 from embedloop.registry import ModelRegistry
 from embedloop.search.searcher import Searcher, ServingState
 from embedloop.settings import Settings
+from embedloop.statuses import VersionStatus
 from embedloop.store import FeedbackStore
 from embedloop.store.locks import switch_lock
 from embedloop.training.services import Services
@@ -235,10 +236,10 @@ class EmbedLoop:
             self._active_stamp = self.registry.active_stamp()
 
     def _fallback(self, broken: int) -> ServingState:
-        self.registry.update(broken, status="failed", failure="integrity check failed at load")
+        self.registry.update(broken, status=VersionStatus.FAILED, failure="integrity check failed at load")
         for manifest in self.registry.manifests():
             version = manifest["version"]
-            if version == broken or manifest.get("status") not in ("active", "retired"):
+            if version == broken or manifest.get("status") not in (VersionStatus.ACTIVE, VersionStatus.RETIRED):
                 continue
             try:
                 state = self._build(version)
@@ -811,7 +812,7 @@ class EmbedLoop:
             candidates = [
                 m["version"]
                 for m in self.registry.manifests()
-                if m["version"] < active and m.get("status") in ("retired", "active")
+                if m["version"] < active and m.get("status") in (VersionStatus.RETIRED, VersionStatus.ACTIVE)
             ]
             if not candidates:
                 raise NotFoundError(f"Version {active} has no earlier version to roll back to.")
@@ -819,7 +820,7 @@ class EmbedLoop:
         if isinstance(version, bool) or not isinstance(version, int) or version < 0:
             raise InvalidInputError(f"version must be a non-negative integer, got {version!r}.", field="version")
         manifest = self.registry.manifest(version)
-        if manifest.get("status") in ("rejected", "failed", "candidate"):
+        if manifest.get("status") in (VersionStatus.REJECTED, VersionStatus.FAILED, VersionStatus.CANDIDATE):
             raise InvalidInputError(
                 f"Version {version} is {manifest.get('status')!r} and was never promoted; roll back to a retired version.",
                 field="version",

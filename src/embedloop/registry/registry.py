@@ -21,12 +21,12 @@ from typing import Any
 
 from embedloop.errors import ModelIntegrityError, NotFoundError, VersionInUseError
 from embedloop.index.faiss_index import atomic_write_json, fsync_dir
+from embedloop.statuses import VersionStatus
 
 logger = logging.getLogger(__name__)
 
 ACTIVE_FILE = "ACTIVE"
 MANIFEST = "manifest.json"
-STATUSES = ("active", "candidate", "rejected", "retired", "failed")
 
 
 def folder_checksum(folder: Path) -> str:
@@ -118,7 +118,7 @@ class ModelRegistry:
                     "parent": None,
                     "base_model": base_model,
                     "created": _now(),
-                    "status": "active",
+                    "status": VersionStatus.ACTIVE,
                     "kind": "base",
                 },
             )
@@ -151,7 +151,7 @@ class ModelRegistry:
         """Point ``ACTIVE`` at ``version`` (one rename, the commit point), then retire the previous one."""
         previous = self.active_version()
         before = self.manifest(version)
-        self.update(version, status="active", activated=_now())
+        self.update(version, status=VersionStatus.ACTIVE, activated=_now())
         try:
             atomic_write_json(self.root / ACTIVE_FILE, {"version": version})
         except BaseException:
@@ -164,7 +164,7 @@ class ModelRegistry:
             and self.manifest(previous).get("status") == "active"
         ):
             try:
-                self.update(previous, status="retired")
+                self.update(previous, status=VersionStatus.RETIRED)
             except OSError:  # the switch is done; a stale status is only cosmetic
                 logger.exception("Could not mark version %d retired", previous)
         logger.info("Active model version is now %d (was %s)", version, previous)
@@ -234,11 +234,11 @@ class ModelRegistry:
             if status == "candidate":
                 shutil.rmtree(self.model_dir(version), ignore_errors=True)
                 shutil.rmtree(self.folder(version) / "export", ignore_errors=True)  # [issue 15] its ONNX export
-                self.update(version, status="failed", failure="interrupted before promotion finished")
+                self.update(version, status=VersionStatus.FAILED, failure="interrupted before promotion finished")
                 cleaned.append(version)
             elif status == "active" and version != active:
                 # passed the gate (or was active before a switch) but is not the pointer: keep it for rollback
-                self.update(version, status="retired")
+                self.update(version, status=VersionStatus.RETIRED)
                 cleaned.append(version)
         if cleaned:
             logger.warning("Cleaned up versions %s left by an interrupted cycle", sorted(cleaned))
@@ -261,10 +261,10 @@ class ModelRegistry:
         for manifest in self.manifests():
             version, status = manifest["version"], manifest.get("status")
             if version == active and status != "active":
-                self.update(version, status="active", activated=manifest.get("activated") or _now())
+                self.update(version, status=VersionStatus.ACTIVE, activated=manifest.get("activated") or _now())
                 repaired.append(f"v{version} marked active (the pointer names it)")
             elif version != active and status == "active":
-                self.update(version, status="retired")
+                self.update(version, status=VersionStatus.RETIRED)
                 repaired.append(f"v{version} marked retired (the pointer names v{active})")
         if repaired:
             logger.warning("Recovered an interrupted promotion: %s", "; ".join(repaired))

@@ -6,12 +6,13 @@ from typing import Any
 
 from sqlalchemy import desc, insert, select, update
 
+from embedloop.statuses import CycleStatus
 from embedloop.store import FeedbackStore
 from embedloop.store.schema import training_runs
 from embedloop.store.store import now
 
 #: Statuses after which the feedback in the run's window counts as "used".
-CONSUMED = ("promoted", "rejected")
+CONSUMED = (CycleStatus.PROMOTED, CycleStatus.REJECTED)
 
 
 def start_run(store: FeedbackStore, *, parent_version: int, from_seq: int, to_seq: int) -> int:
@@ -20,7 +21,7 @@ def start_run(store: FeedbackStore, *, parent_version: int, from_seq: int, to_se
         result = conn.execute(
             insert(training_runs).values(
                 started_at=now(),
-                status="running",
+                status=CycleStatus.RUNNING,
                 parent_version=parent_version,
                 feedback_from_seq=from_seq,
                 feedback_to_seq=to_seq,
@@ -95,18 +96,24 @@ def close_orphaned_runs(store: FeedbackStore, *, active_version: int | None, act
     closed = []
     with store.engine.begin() as conn:
         rows = conn.execute(
-            select(training_runs.c.id, training_runs.c.version).where(training_runs.c.status == "running")
+            select(training_runs.c.id, training_runs.c.version).where(training_runs.c.status == CycleStatus.RUNNING)
         )
         for run_id, version in rows.all():
             stood = (version is not None and version == active_version) or run_id == active_run_id
             status, reason = (
-                ("promoted", "its trainer stopped after the switch; the promotion stands (closed on recovery)")
+                (
+                    CycleStatus.PROMOTED,
+                    "its trainer stopped after the switch; the promotion stands (closed on recovery)",
+                )
                 if stood
-                else ("failed", "interrupted: its trainer stopped before the cycle finished (closed on recovery)")
+                else (
+                    CycleStatus.FAILED,
+                    "interrupted: its trainer stopped before the cycle finished (closed on recovery)",
+                )
             )
             conn.execute(
                 update(training_runs)
-                .where(training_runs.c.id == run_id, training_runs.c.status == "running")
+                .where(training_runs.c.id == run_id, training_runs.c.status == CycleStatus.RUNNING)
                 .values(status=status, reasons=[reason], finished_at=now(), version=version)
             )
             closed.append(int(run_id))

@@ -16,15 +16,16 @@ from sqlalchemy import and_, case, desc, func, insert, select, update
 
 from embedloop.evaluation.trial_test import TrialEvidence
 from embedloop.search.interleave import ACTIVE, CANDIDATE
+from embedloop.statuses import TrialStatus
 from embedloop.store import FeedbackStore
 from embedloop.store.schema import impressions, searches, selections, trials
 from embedloop.store.store import now
 
-RUNNING = "running"
-PROMOTING = "promoting"
-PROMOTED = "promoted"
-REJECTED = "rejected"
-STOPPED = "stopped"
+RUNNING = TrialStatus.RUNNING
+PROMOTING = TrialStatus.PROMOTING
+PROMOTED = TrialStatus.PROMOTED
+REJECTED = TrialStatus.REJECTED
+STOPPED = TrialStatus.STOPPED
 #: Statuses of a trial that is still being served or finished by its promotion.
 OPEN = (RUNNING, PROMOTING)
 

@@ -36,6 +36,7 @@ from embedloop.registry.exports import remove_exports, serving_candidate
 from embedloop.registry.registry import folder_checksum
 from embedloop.search.searcher import ServingState
 from embedloop.settings import Settings, TrainingMode
+from embedloop.statuses import CycleStatus, VersionStatus
 from embedloop.store.locks import Lease, fence, switch_lock, training_lock
 from embedloop.store.runs import finish_run, last_trained_seq, set_run_version, start_run
 from embedloop.store.trials import open_trial
@@ -114,7 +115,7 @@ def run_cycle(sv: Services, force: bool = False) -> dict[str, Any]:
         trial = open_trial(sv.store)
         if trial is not None:
             return _result(
-                "skipped",
+                CycleStatus.SKIPPED,
                 [
                     f"candidate v{trial['candidate_version']} is on trial (trial {trial['id']}); the next cycle "
                     "runs once the users' selections decide it, or after stop_trial()"
@@ -177,16 +178,16 @@ def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
     upto = store.max_selection_seq()
     new_events = store.count_selections(after_seq=since) if upto > since else 0
     if new_events == 0:
-        return _result("skipped", [f"no new feedback since the last training (event {since})"], new_events=0)
+        return _result(CycleStatus.SKIPPED, [f"no new feedback since the last training (event {since})"], new_events=0)
     if new_events < s.fine_tune_threshold and not force:
         return _result(
-            "skipped",
+            CycleStatus.SKIPPED,
             [f"{new_events} new feedback events; fine-tuning needs {s.fine_tune_threshold} (use force to run anyway)"],
             new_events=new_events,
         )
     if not sv.trainable:
         return _result(
-            "skipped", ["this loop serves a fixed encoder, which cannot be fine-tuned"], new_events=new_events
+            CycleStatus.SKIPPED, ["this loop serves a fixed encoder, which cannot be fine-tuned"], new_events=new_events
         )
     sessions = store.feedback_sessions(upto_seq=upto)
     if not s.replay:
@@ -194,7 +195,7 @@ def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
     window = Window(since, upto, new_events, sessions, split_by_query(sessions, s.holdout_fraction))
     if window.split.holdout_queries < s.min_holdout_queries or not window.split.train:
         return _result(
-            "skipped",
+            CycleStatus.SKIPPED,
             [
                 f"too little feedback for a meaningful held-out set: {window.split.holdout_queries} held-out and "
                 f"{window.split.train_queries} training queries (need at least {s.min_holdout_queries} held-out queries)"
@@ -304,8 +305,8 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
 
         def skip(reason: str) -> dict[str, Any]:
             sizes_now = {"train_size": len(examples), "holdout_size": len(window.split.holdout)}
-            finish_run(store, run_id, status="skipped", reasons=[reason], **sizes_now)
-            return _result("skipped", [reason], new_events=window.new_events, **sizes)
+            finish_run(store, run_id, status=CycleStatus.SKIPPED, reasons=[reason], **sizes_now)
+            return _result(CycleStatus.SKIPPED, [reason], new_events=window.new_events, **sizes)
 
         if len(examples) < s.min_train_examples:
             return skip(f"only {len(examples)} training examples; need {s.min_train_examples}")
@@ -330,17 +331,17 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
             **sizes,
         }
         if reasons:
-            sv.registry.write_manifest(version, {**manifest, "status": "rejected", "reasons": reasons})
+            sv.registry.write_manifest(version, {**manifest, "status": VersionStatus.REJECTED, "reasons": reasons})
             shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
             remove_exports(sv.registry, version)
-            status = "rejected"
+            status = CycleStatus.REJECTED
             logger.info("Candidate v%d stopped by the pre-check: %s", version, "; ".join(reasons))
         elif s.trials:
             tick = time.perf_counter()
             fence(lease)  # a cycle that lost its lock changes nothing
             trial_id = begin_trial(sv, state, candidate, manifest, held, run_id)
             timings["trial_setup_seconds"] = round(time.perf_counter() - tick, 3)
-            status = "trial"
+            status = CycleStatus.TRIAL
             reasons = [
                 f"pre-check passed ({_summary(metrics)}); candidate v{version} is on trial {trial_id}: "
                 f"{s.trial_share:.0%} of searches are interleaved and the users' selections decide"
@@ -353,7 +354,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
                 fence(lease)  # a cycle that lost its lock changes nothing
                 promote(sv, fresh, manifest)
             timings["promote_seconds"] = round(time.perf_counter() - tick, 3)
-            status = "promoted"
+            status = CycleStatus.PROMOTED
             reasons = [
                 f"held-out feedback alone decided (trials off: no users judged this candidate): {_summary(metrics)}"
             ]
@@ -375,16 +376,16 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
             logger.warning("Fine-tuning cycle interrupted (%s); closing its run.", type(exc).__name__)
         if version is not None and sv.registry.active_version() != version:
             if sv.registry.exists(version):
-                sv.registry.update(version, status="failed", failure=str(exc))
+                sv.registry.update(version, status=VersionStatus.FAILED, failure=str(exc))
             shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
             shutil.rmtree(sv.searcher.index_dir(version), ignore_errors=True)
             remove_exports(sv.registry, version)
             sv.registry.discard_folder(version)
         reasons = [f"{type(exc).__name__}: {exc}" if str(exc) else f"interrupted ({type(exc).__name__})"]
-        finish_run(store, run_id, status="failed", version=version, reasons=reasons)
+        finish_run(store, run_id, status=CycleStatus.FAILED, version=version, reasons=reasons)
         if not isinstance(exc, Exception):
             raise
-        return _result("failed", reasons, version=version, timings=timings)
+        return _result(CycleStatus.FAILED, reasons, version=version, timings=timings)
 
 
 def _summary(metrics: dict[str, dict[str, float]]) -> str:

@@ -29,6 +29,7 @@ from embedloop.index.faiss_index import VectorIndex
 from embedloop.registry.exports import remove_exports
 from embedloop.search.searcher import ServingState
 from embedloop.settings import TrainingMode
+from embedloop.statuses import VersionStatus
 from embedloop.store.locks import switch_lock
 from embedloop.store.runs import update_run
 from embedloop.store.trials import (
@@ -60,7 +61,7 @@ def test_of(trial: dict[str, Any]) -> SequentialTest:
 
 def promote(sv: Services, state: ServingState, manifest: dict[str, Any]) -> None:
     """Switch to a fully built candidate state now (trials off): manifest, then the active pointer."""
-    sv.registry.write_manifest(state.version, {**manifest, "status": "candidate"})
+    sv.registry.write_manifest(state.version, {**manifest, "status": VersionStatus.CANDIDATE})
     sv.activate_state(state)
     sv.remember_encoder(state.version, state.encoder)
 
@@ -98,7 +99,7 @@ def begin_trial(
         beta=s.trial_beta,
         min_effect=s.trial_min_effect,
     )
-    sv.registry.write_manifest(candidate.version, {**manifest, "status": "trial", "trial_id": trial_id})
+    sv.registry.write_manifest(candidate.version, {**manifest, "status": VersionStatus.TRIAL, "trial_id": trial_id})
     sv.remember_encoder(candidate.version, candidate.encoder)
     sv.serve_candidate(fresh)
     logger.info(
@@ -216,7 +217,7 @@ def _retire_candidate(sv: Services, trial: dict[str, Any], reason: str, outcome:
     sv.serve_candidate(None)
     manifest = sv.registry.manifest(version) if sv.registry.exists(version) else {}
     if manifest:
-        sv.registry.update(version, status="rejected", reasons=[reason], trial_outcome=outcome)
+        sv.registry.update(version, status=VersionStatus.REJECTED, reasons=[reason], trial_outcome=outcome)
         shutil.rmtree(sv.registry.model_dir(version), ignore_errors=True)
         remove_exports(sv.registry, version)
         if int(manifest.get("doc_generation", version)) == version:
