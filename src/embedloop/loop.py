@@ -556,8 +556,10 @@ class EmbedLoop:
         """Open review questions, most useful first: ``review_id``, ``query``, ``candidates``, ``reason``.
 
         Refreshes the queue from recent traffic first (see ``docs/review.md``).
-        ``compare_with``: a second ranking (e.g. a trial candidate's,
-        ``embedloop.feedback.state_ranker(state)``) to ask where it disagrees with the active model.
+        ``compare_with``: a second ranking (``embedloop.feedback.state_ranker(state)``) to ask where
+        it disagrees with the active model. By default, while a trial runs, the candidate on trial is
+        that second ranking: the queries where the two models disagree most are asked
+        (``model_disagreement``), so explicit answers weigh in where the trial's clicks are thin.
         """
         from embedloop.feedback.review import open_queue, refresh_queue, state_ranker, state_scorer
 
@@ -566,6 +568,9 @@ class EmbedLoop:
         self._refresh()
         state = self.searcher.state
         assert state is not None
+        candidate = self.searcher.candidate
+        if compare_with is None and candidate is not None:
+            compare_with = state_ranker(candidate, self.settings.encode_batch_size)
         refresh_queue(
             self.store,
             state_ranker(state, self.settings.encode_batch_size),

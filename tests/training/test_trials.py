@@ -282,3 +282,14 @@ def test_catalog_changes_during_a_trial_reach_both_models(trial_loop: EmbedLoop)
     assert trial_loop.search("brandnew zebra listing", k=3).hits[0].item_id == "NEW"
     trial_loop.delete_items(["NEW"])
     assert "NEW" not in {item_id for item_id, _ in candidate.items.values()}
+
+
+def test_the_review_queue_asks_where_the_candidate_on_trial_disagrees(trial_loop: EmbedLoop):
+    query = "word3 shared thing"
+    shown = trial_loop.search(query, k=5)
+    assert shown.hits[0].item_id == "D3"  # the active bag of words puts the decoy first
+    put_on_trial(trial_loop, OracleEncoder())
+    questions = trial_loop.review_queue(limit=10)
+    asked = {q["query"]: q for q in questions}
+    assert asked[query]["reason"] == "model_disagreement"
+    assert {"D3", "I3"} <= {c["item_id"] for c in asked[query]["candidates"][:2]}
