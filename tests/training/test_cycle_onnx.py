@@ -29,6 +29,15 @@ def test_int8_cycle_exports_the_candidate_and_rollback_uses_each_versions_export
         assert served is not base_encoder
         assert served.texts_encoded >= len(CATALOG)  # the candidate re-embedded the catalog on int8
 
+        # an outside model folder is evaluated through the backend it would be served with, the folder untouched
+        folder = loop.registry.model_dir(version)
+        before = sorted(p.name for p in folder.rglob("*"))
+        simulate(loop)  # held-out feedback to score on
+        evaluated = loop.evaluate(candidate=folder)
+        assert evaluated["candidate_backend"] == "onnx-int8"
+        assert evaluated["candidate_metrics"]["retrieval_ndcg@10"] >= 0.0
+        assert sorted(p.name for p in folder.rglob("*")) == before
+
         loop.rollback()
         assert loop.active_version == 0 and loop.searcher.state.encoder is base_encoder
         assert loop.search("Apple stock price", k=3).hits

@@ -36,6 +36,8 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -348,6 +350,34 @@ def serving_candidate(
         return trained, {}
     logger.info("Candidate version %d exported for %s in %.1fs", version, backend, time.perf_counter() - tick)
     return encoder, {backend.value: record}
+
+
+@contextmanager
+def served_like(folder: Path, settings: Settings, trained: SentenceTransformerEncoder) -> Iterator[Encoder]:
+    """The encoder an outside model ``folder`` would be served with under ``settings.inference_backend``.
+
+    For ``evaluate(candidate=...)``: like with like, as for a cycle's own candidate. The export goes
+    to a temporary folder (the caller's model folder is left as it is) and is deleted afterwards; an
+    export that fails leaves the evaluation on torch, with a warning.
+    """
+    backend = settings.inference_backend
+    if backend is InferenceBackend.TORCH:
+        yield trained
+        return
+    with tempfile.TemporaryDirectory(prefix="embedloop-evaluate-export-") as tmp:
+        encoder: Encoder = trained
+        try:
+            build_export(folder, Path(tmp), backend, torch_model=trained.model)
+            encoder = _onnx_encoder(Path(tmp), backend, settings)
+        except Exception as exc:  # noqa: BLE001 - evaluated with torch instead
+            logger.warning(
+                "Could not export %s for %s (%s: %s); evaluating it with torch.",
+                folder,
+                backend,
+                type(exc).__name__,
+                exc,
+            )
+        yield encoder
 
 
 def remove_exports(registry: ModelRegistry, version: int) -> None:

@@ -32,7 +32,7 @@ from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.evaluation.precheck import GUARD, PRIMARY, gate_alone, precheck
 from embedloop.models.encoder import Encoder, SentenceTransformerEncoder, encode_queries
 from embedloop.models.query_side import adapter_encoder, query_model_encoder
-from embedloop.registry.exports import remove_exports, serving_candidate
+from embedloop.registry.exports import remove_exports, served_like, serving_candidate
 from embedloop.registry.registry import folder_checksum
 from embedloop.search.searcher import ServingState
 from embedloop.settings import Settings, TrainingMode
@@ -534,8 +534,10 @@ def evaluate_active(sv: Services, candidate: Path | None = None) -> dict[str, An
         "primary_metric": PRIMARY,
     }
     if candidate is not None:
-        encoder = SentenceTransformerEncoder.load(candidate, device=s.device, max_seq_length=s.max_seq_length)
-        cand = {**triplet_eval(encoder), **retrieval_eval(encoder)}
+        trained = SentenceTransformerEncoder.load(candidate, device=s.device, max_seq_length=s.max_seq_length)
+        with served_like(candidate, s, trained) as encoder:  # the backend it would be served with
+            cand = {**triplet_eval(encoder), **retrieval_eval(encoder)}
+            out["candidate_backend"] = getattr(encoder, "backend", "torch")
         out["candidate_metrics"] = cand
         out["gate_reasons"] = judge(s, {"active": metrics, "candidate": cand})
         out["would_promote"] = not out["gate_reasons"]
