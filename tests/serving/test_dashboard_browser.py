@@ -260,82 +260,45 @@ def test_trial_page_shows_the_running_trial_and_stop_needs_the_token(trial_serve
     browser.execute_script("sessionStorage.clear()")
 
 
-class ReviewLoop(EmbedLoop):
-    """A loop with two open review questions as ``review_queue()`` returns them; answers are kept."""
-
-    answers: list = []
-
-    def review_queue(self, limit: int = 10):
-        questions = [
-            {
-                "review_id": "r1",
-                "query": HOSTILE_QUERY,
-                "reason": "tied_scores",
-                "candidates": [
-                    {"item_id": "A", "text": "alpha", "score": 0.5},
-                    {"item_id": "X", "text": HOSTILE, "score": 0.5},
-                ],
-            },
-            {
-                "review_id": "r2",
-                "query": "beta",
-                "reason": "no_selection",
-                "candidates": [{"item_id": "A", "text": "alpha", "score": 0.1}],
-            },
-        ]
-        done = {a[0] for a in self.answers}
-        return [q for q in questions if q["review_id"] not in done][:limit]
-
-    def answer_review(self, review_id, selected=(), rejected=(), reviewer=None):
-        self.answers.append((review_id, list(selected), list(rejected)))
-        return {"review_id": review_id, "judgments": len(selected) + len(rejected)}
-
-
-def _review_routes(app, loop) -> None:
-    """``GET /review/queue`` and ``POST /review/answer`` as the review-queue work serves them, if the app lacks them."""
-    if any(getattr(r, "path", None) == "/review/queue" for r in app.routes):
-        return
-    from fastapi import Body
-
-    @app.get("/review/queue")
-    def queue(limit: int = 10):
-        return {"questions": loop.review_queue(limit)}
-
-    @app.post("/review/answer")
-    def answer(body: dict = Body(...)):  # noqa: B008
-        return loop.answer_review(body["review_id"], body.get("selected", []), body.get("rejected", []))
-
-
-def test_review_page_lists_questions_escaped_and_records_an_answer(tmp_path_factory, browser):
+def test_review_page_lists_real_questions_escaped_and_records_an_answer(tmp_path_factory, browser):
+    """The page against the real routes: questions from review_queue(), answers stored as judgments."""
     settings = Settings(
         storage_path=tmp_path_factory.mktemp("review"),
         embedding_model="all-MiniLM-L6-v2",
         show_progress=False,
         api_token=TOKEN,
     )
-    with ReviewLoop(settings, encoder=HashingEncoder()) as loop:
-        loop.answers = []
-        loop.add_items([{"id": "A", "text": "alpha"}, {"id": "X", "text": HOSTILE}])
-        app = create_app(loop, settings)
-        _review_routes(app, loop)
-        srv = ServerThread(app)
+    with EmbedLoop(settings, encoder=HashingEncoder()) as loop:
+        loop.add_items(
+            [
+                {"id": "A1", "text": "alpha fund one"},
+                {"id": "A2", "text": "alpha fund two"},
+                {"id": "X", "text": HOSTILE},
+            ]
+        )
+        loop.search("alpha fund", k=3)  # A1 and A2 tie exactly under the hashing encoder
+        loop.search(HOSTILE_QUERY, k=3)  # searched, nothing selected
+        expected = [q["query"] for q in loop.review_queue(limit=10)]
+        assert expected == ["alpha fund", HOSTILE_QUERY]
+        srv = ServerThread(create_app(loop, settings))
         try:
             browser.get(f"{srv.url}/dashboard/review")
             wait_rendered(browser)
             panels = browser.find_elements("css selector", "#app section.panel")
-            assert [p.find_element("css selector", "h2").text for p in panels] == [HOSTILE_QUERY, "beta"]
-            assert HOSTILE in panels[0].text and "tied scores" in panels[0].text
+            assert [p.find_element("css selector", "h2").text for p in panels] == expected
+            assert "tied scores" in panels[0].text and HOSTILE in panels[1].text
             assert browser.execute_script("return document.querySelectorAll('#app img, #app script').length") == 0
-            panels[0].find_element("css selector", 'input[value="A"]').click()
+            panels[0].find_element("css selector", 'input[value="A1"]').click()
             panels[0].find_element("css selector", "button.primary").click()
             from selenium.webdriver.support.ui import WebDriverWait
 
             WebDriverWait(browser, 10).until(lambda d: d.find_element("id", "flash").text == "Answer recorded.")
             wait_rendered(browser)
-            assert loop.answers == [("r1", ["A"], ["X"])]
+            judged = {(j["query"], j["item_id"], j["relevant"]) for j in loop.judgments()}
+            assert ("alpha fund", "A1", True) in judged and ("alpha fund", "A2", False) in judged
             assert [
                 p.find_element("css selector", "h2").text
                 for p in browser.find_elements("css selector", "#app section.panel")
-            ] == ["beta"]
+            ] == [HOSTILE_QUERY]
         finally:
             srv.stop()
