@@ -49,6 +49,7 @@ def test_url_database_is_passed_through(tmp_path: Path):
         ("EMBEDLOOP_CHECK_INTERVAL_SECONDS", "-3", "must be > 0"),
         ("EMBEDLOOP_LOSS", "hinge", "'mnrl'"),
         ("EMBEDLOOP_POSITION_BIAS", "maybe", "boolean"),
+        ("EMBEDLOOP_TRIAL_QUERIES", "some", "'unseen', 'all'"),
     ],
 )
 def test_bad_values_name_variable_value_and_allowed(env: str, value: str, fragment: str):
@@ -110,3 +111,8 @@ def test_training_signal_options_default_off_and_read_from_env(tmp_path: Path):
     env = {"EMBEDLOOP_CLICK_MODEL": "pbm", "EMBEDLOOP_WEIGHT_AVERAGING": "0.5", "EMBEDLOOP_MULTI_TASK": "true"}
     s = Settings.from_env(env)
     assert (s.click_model, s.weight_averaging, s.multi_task) == ("pbm", 0.5, True)
+
+
+def test_trial_queries_default_and_environment():
+    assert Settings().trial_queries == "unseen"
+    assert Settings.from_env({"EMBEDLOOP_TRIAL_QUERIES": "ALL"}).trial_queries == "all"

@@ -28,6 +28,7 @@ from embedloop.settings import Settings
 from embedloop.statuses import VersionStatus
 from embedloop.store import FeedbackStore
 from embedloop.store.locks import switch_lock
+from embedloop.store.trials import query_key
 from embedloop.training.services import Services
 from embedloop.types import FeedbackEvent, Hit, Item, SearchResponse, Selection
 from embedloop.validation import (
@@ -98,6 +99,7 @@ class EmbedLoop:
         self._recover()
         self._active_stamp = -1
         self._trial: dict[str, Any] | None = None  # the open trial as last read from the store
+        self._trial_skip: frozenset[str] = frozenset()  # its queries answered by the active model alone
         self._trial_rng = random.Random()
         # Lazy: the model and index load on the first search / encode (`status`, `select` never load them).
         self.searcher.loader = self._load_serving
@@ -275,7 +277,7 @@ class EmbedLoop:
 
             check_trial(self.services())  # a promotion interrupted by a crash: complete it
             trial = open_trial(self.store)
-        self._trial = trial
+        self._set_trial(trial)
         candidate = self.searcher.candidate
         if trial is None or trial["status"] != RUNNING:
             if candidate is not None:
@@ -309,7 +311,12 @@ class EmbedLoop:
         self.searcher.publish_candidate(state)
         from embedloop.store.trials import open_trial
 
-        self._trial = open_trial(self.store) if state is not None else None
+        self._set_trial(open_trial(self.store) if state is not None else None)
+
+    def _set_trial(self, trial: dict[str, Any] | None) -> None:
+        """The open trial this process serves, and the query keys it answers with the active model alone."""
+        self._trial = trial
+        self._trial_skip = frozenset(trial.get("skip_queries") or ()) if trial is not None else frozenset()
 
     @property
     def active_version(self) -> int:
@@ -388,6 +395,7 @@ class EmbedLoop:
             and candidate is not None
             and candidate.version == trial["candidate_version"]
             and self._trial_rng.random() < float(trial["share"])
+            and not (self._trial_skip and query_key(query) in self._trial_skip)
         ):
             return self._search_trial(query, k, user_id, int(trial["id"]), candidate)
         exploring = self.settings.exploration != "off"

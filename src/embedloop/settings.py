@@ -37,6 +37,13 @@ class TrainingMode(StrEnum):
     ADAPTER = "adapter"  # a low-rank transform of query embeddings; the cheapest
 
 
+class TrialQueries(StrEnum):
+    """Which searches a trial may interleave. See ``docs/trials.md``."""
+
+    UNSEEN = "unseen"  # only queries the candidate was not trained on in its cycle
+    ALL = "all"  # every search (trial_share of them)
+
+
 class InferenceBackend(StrEnum):
     """What runs the encoder for search and catalog embedding. See ``docs/inference.md``.
 
@@ -109,6 +116,10 @@ class Settings:
     trial_beta: float = 0.05
     #: Smallest candidate win rate (over searches with a winner) the test is tuned to detect quickly.
     trial_min_effect: float = 0.55
+    #: ``unseen``: searches for the queries the candidate was trained on are answered by the active model
+    #: alone, so users judge it where its training did not already decide the answer (its gains on its own
+    #: training queries are near certain; what is in doubt is everything else). ``all``: every search.
+    trial_queries: TrialQueries = TrialQueries.UNSEEN
     #: Pre-check (trials on): how far held-out triplet accuracy and NDCG@10 may fall below the active model's
     #: before a candidate is too broken to show users. Wide on purpose: held-out clicks favour the active model
     #: (docs/benchmarks-quality.md: candidates better on dev lost up to 0.03 accuracy and 0.17 NDCG@10 there).
@@ -279,6 +290,13 @@ def with_stored_model(
     return settings.replace(embedding_model=stored)
 
 
+#: The settings' enum types by annotation name (values are parsed case-insensitively).
+_ENUMS: dict[str, type[StrEnum]] = {
+    "LossName": LossName,
+    "TrainingMode": TrainingMode,
+    "InferenceBackend": InferenceBackend,
+    "TrialQueries": TrialQueries,
+}
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -293,12 +311,9 @@ def _coerce(name: str, value: Any, type_hint: Any, *, source: str) -> Any:
     try:
         if hint.startswith("Path"):
             return Path(value).expanduser()
-        if hint.startswith("LossName"):
-            return LossName(value.lower() if isinstance(value, str) else value)
-        if hint.startswith("TrainingMode"):
-            return TrainingMode(value.lower() if isinstance(value, str) else value)
-        if hint.startswith("InferenceBackend"):
-            return InferenceBackend(value.lower() if isinstance(value, str) else value)
+        for enum_name, enum_type in _ENUMS.items():
+            if hint.startswith(enum_name):
+                return enum_type(value.lower() if isinstance(value, str) else value)
         if hint.startswith("bool"):
             if isinstance(value, bool):
                 return value
@@ -327,12 +342,9 @@ def _coerce(name: str, value: Any, type_hint: Any, *, source: str) -> Any:
 
 
 def _allowed(hint: str) -> str:
-    if hint.startswith("LossName"):
-        return "one of " + ", ".join(repr(x.value) for x in LossName)
-    if hint.startswith("TrainingMode"):
-        return "one of " + ", ".join(repr(x.value) for x in TrainingMode)
-    if hint.startswith("InferenceBackend"):
-        return "one of " + ", ".join(repr(x.value) for x in InferenceBackend)
+    for enum_name, enum_type in _ENUMS.items():
+        if hint.startswith(enum_name):
+            return "one of " + ", ".join(repr(x.value) for x in enum_type)
     if hint.startswith("bool"):
         return "a boolean (true/false, 1/0, yes/no)"
     if hint.startswith("int"):

@@ -16,10 +16,12 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from embedloop import EmbedLoop, Settings
 from embedloop.errors import TrialError
 from embedloop.models.encoder import HashingEncoder
+from embedloop.store.schema import searches
 from embedloop.store.trials import PROMOTING, claim, open_trial
 from embedloop.training.cycle import Candidate
 from embedloop.training.trial import begin_trial
@@ -293,3 +295,29 @@ def test_the_review_queue_asks_where_the_candidate_on_trial_disagrees(trial_loop
     asked = {q["query"]: q for q in questions}
     assert asked[query]["reason"] == "model_disagreement"
     assert {"D3", "I3"} <= {c["item_id"] for c in asked[query]["candidates"][:2]}
+
+
+def put_on_trial_trained_on(loop: EmbedLoop, encoder, queries: list[str]) -> int:
+    """``put_on_trial`` for a candidate whose training examples had ``queries``."""
+    sv = loop.services()
+    catalog = loop.store.catalog()
+    version = sv.registry.next_version()
+    candidate = Candidate(version, encoder, {}, corpus=encoder.encode([r.text for r in catalog]))
+    held = SimpleNamespace(catalog=catalog, revision=loop.store.catalog_revision())
+    manifest = {"parent": 0, "base_model": "test", "kind": "trained", "mode": "full", "doc_generation": version}
+    return begin_trial(sv, sv.state, candidate, manifest, held, run_id=None, trained_queries=queries)
+
+
+@pytest.mark.parametrize("mode", ["unseen", "all"])
+def test_queries_the_candidate_trained_on_are_not_interleaved_by_default(storage, mode):
+    trained, unseen = "word1 shared thing", "word2 shared thing"
+    with EmbedLoop(trial_settings(storage, trial_queries=mode), encoder=HashingEncoder()) as loop:
+        loop.add_items(ITEMS)
+        put_on_trial_trained_on(loop, OracleEncoder(), ["Word1  SHARED thing"])  # normalised like feedback
+        assert loop.status()["trial"]["skipped_queries"] == (1 if mode == "unseen" else 0)
+        for query in (trained, unseen):
+            loop.search(query, k=5)
+        with loop.store.engine.connect() as conn:
+            tagged = dict(conn.execute(select(searches.c.query, searches.c.trial_id)).all())
+    assert tagged[unseen] is not None  # trial_share is 1.0
+    assert (tagged[trained] is None) == (mode == "unseen")

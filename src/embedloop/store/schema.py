@@ -122,6 +122,9 @@ trials = Table(
     Column("min_effect", Float, nullable=False),
     Column("outcome", JSON, nullable=True),
     Column("reason", Text, nullable=True),
+    #: Keys (:func:`embedloop.store.trials.query_key`) of the queries the candidate was trained on:
+    #: with ``trial_queries="unseen"`` their searches are not interleaved (migration 0004).
+    Column("skip_queries", JSON, nullable=True),
 )
 
 #: Named leases (the single-flight training lock). Expired leases can be taken over.

@@ -10,6 +10,7 @@ claimed by one conditional ``UPDATE`` (``running`` -> ``promoting`` /
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from sqlalchemy import and_, case, desc, func, insert, select, update
@@ -20,6 +21,7 @@ from embedloop.statuses import TrialStatus
 from embedloop.store import FeedbackStore
 from embedloop.store.schema import impressions, searches, selections, trials
 from embedloop.store.store import now
+from embedloop.training.examples import normalise_query
 
 RUNNING = TrialStatus.RUNNING
 PROMOTING = TrialStatus.PROMOTING
@@ -41,8 +43,9 @@ def start_trial(
     alpha: float,
     beta: float,
     min_effect: float,
+    skip_queries: list[str] | None = None,
 ) -> int:
-    """Open a trial; returns its id."""
+    """Open a trial; returns its id. ``skip_queries``: keys of queries never interleaved in it."""
     with store.engine.begin() as conn:
         result = conn.execute(
             insert(trials).values(
@@ -56,13 +59,23 @@ def start_trial(
                 alpha=alpha,
                 beta=beta,
                 min_effect=min_effect,
+                skip_queries=skip_queries,
             )
         )
         return int(result.inserted_primary_key[0])  # type: ignore[index]
 
 
-def _as_dict(row: Any) -> dict[str, Any]:
+def query_key(query: str) -> str:
+    """A short, stable key of a query's normalised text (what a trial stores instead of the text)."""
+    return hashlib.blake2b(normalise_query(query).encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _as_dict(row: Any, *, with_skip: bool = False) -> dict[str, Any]:
     data = dict(row._mapping)
+    skip = data.pop("skip_queries", None) or []
+    data["skipped_queries"] = len(skip)
+    if with_skip:
+        data["skip_queries"] = skip
     for key in ("started_at", "decided_at"):
         if data.get(key) is not None:
             data[key] = data[key].isoformat()
@@ -73,7 +86,7 @@ def open_trial(store: FeedbackStore) -> dict[str, Any] | None:
     """The trial being served or promoted, if any."""
     with store.engine.connect() as conn:
         row = conn.execute(select(trials).where(trials.c.status.in_(OPEN)).order_by(desc(trials.c.id)).limit(1)).first()
-    return _as_dict(row) if row is not None else None
+    return _as_dict(row, with_skip=True) if row is not None else None
 
 
 def list_trials(store: FeedbackStore, limit: int = 50) -> list[dict[str, Any]]:

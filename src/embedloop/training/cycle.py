@@ -339,7 +339,8 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
         elif s.trials:
             tick = time.perf_counter()
             fence(lease)  # a cycle that lost its lock changes nothing
-            trial_id = begin_trial(sv, state, candidate, manifest, held, run_id)
+            trained = {e.query for e in examples}
+            trial_id = begin_trial(sv, state, candidate, manifest, held, run_id, trained_queries=trained)
             timings["trial_setup_seconds"] = round(time.perf_counter() - tick, 3)
             status = CycleStatus.TRIAL
             reasons = [

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Iterable
 from typing import Any
 
 from embedloop.errors import TrainingInProgressError, TrialError
@@ -28,7 +29,7 @@ from embedloop.evaluation.trial_test import SequentialTest, TrialEvidence, Verdi
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.registry.exports import remove_exports
 from embedloop.search.searcher import ServingState
-from embedloop.settings import TrainingMode
+from embedloop.settings import TrainingMode, TrialQueries
 from embedloop.statuses import VersionStatus
 from embedloop.store.locks import switch_lock
 from embedloop.store.runs import update_run
@@ -42,6 +43,7 @@ from embedloop.store.trials import (
     evidence,
     finish,
     open_trial,
+    query_key,
     start_trial,
 )
 from embedloop.training.services import Services
@@ -83,11 +85,22 @@ def candidate_state(sv: Services, state: ServingState, candidate: Any, held: Any
 
 
 def begin_trial(
-    sv: Services, state: ServingState, candidate: Any, manifest: dict[str, Any], held: Any, run_id: int
+    sv: Services,
+    state: ServingState,
+    candidate: Any,
+    manifest: dict[str, Any],
+    held: Any,
+    run_id: int | None,
+    trained_queries: Iterable[str] = (),
 ) -> int:
-    """Put a pre-checked candidate on trial; returns the trial id."""
+    """Put a pre-checked candidate on trial; returns the trial id.
+
+    ``trained_queries``: the queries of the candidate's training examples; with
+    ``trial_queries="unseen"`` their searches are not interleaved.
+    """
     s = sv.settings
     fresh = candidate_state(sv, state, candidate, held)
+    skip = sorted({query_key(q) for q in trained_queries}) if s.trial_queries == TrialQueries.UNSEEN else None
     trial_id = start_trial(
         sv.store,
         candidate_version=candidate.version,
@@ -98,6 +111,7 @@ def begin_trial(
         alpha=s.trial_alpha,
         beta=s.trial_beta,
         min_effect=s.trial_min_effect,
+        skip_queries=skip,
     )
     sv.registry.write_manifest(candidate.version, {**manifest, "status": VersionStatus.TRIAL, "trial_id": trial_id})
     sv.remember_encoder(candidate.version, candidate.encoder)
@@ -131,6 +145,7 @@ def _describe(trial: dict[str, Any], ev: TrialEvidence) -> dict[str, Any]:
         "share": trial["share"],
         "max_searches": trial["max_searches"],
         "alpha": trial["alpha"],
+        "skipped_queries": trial.get("skipped_queries", 0),
         **report,
     }
 
