@@ -187,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             tick = time.perf_counter()
             model = load_base_model(loop)
             sessions = loop.store.feedback_sessions()
-            ids = {i for x in sessions for i in x["shown"]}
+            ids = {i for x in sessions for i in x.shown}
             info = train_naive(model, sessions, loop.store.iter_item_texts(ids), settings)
             naive = {
                 "name": "naive",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from typing import Any
 
 
@@ -64,3 +65,29 @@ class FeedbackEvent:
     selected: list[str]
     user_id: str | None = None
     event_id: str | None = None
+
+
+@dataclass(slots=True)
+class FeedbackSession:
+    """One logged search as training and evaluation read it: what was shown, what was picked.
+
+    ``shown`` holds item ids in rank order and ``scores`` their scores (``None`` where none was
+    logged, e.g. feedback recorded from elsewhere); ``selected`` holds ``(item_id, rank, seq)`` in
+    the order the selections arrived; ``last_seq`` is the newest selection's sequence number (0 when
+    none). ``created_at`` and ``model_version`` are the search's; readers fill what they fetch.
+    """
+
+    search_id: str
+    query: str
+    shown: list[str]
+    selected: list[tuple[str, int | None, int]]
+    user_id: str | None = None
+    created_at: datetime | None = None
+    model_version: int | None = None
+    scores: list[float | None] = field(default_factory=list)
+    last_seq: int = 0
+
+    @property
+    def selected_ids(self) -> list[str]:
+        """The selected item ids, in the order they were selected."""
+        return [item for item, _rank, _seq in self.selected]

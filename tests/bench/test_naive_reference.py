@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from embedloop.benchmarks.quality import naive_rows
+from embedloop.types import FeedbackSession
 
 
 def test_every_click_is_a_row_with_each_result_skipped_above_it():
     texts = {i: f"t{i}" for i in "ABCDE"}
     sessions = [
-        {"query": "q", "shown": ["A", "B", "C", "D"], "selected": [("A", 1, 1), ("C", 3, 2)]},
-        {"query": "q", "shown": ["A", "B", "C", "D"], "selected": [("A", 1, 3)]},  # repeated: not merged
-        {"query": "r", "shown": ["E", "B"], "selected": [("B", 2, 4)]},
+        FeedbackSession("s1", "q", ["A", "B", "C", "D"], [("A", 1, 1), ("C", 3, 2)]),
+        FeedbackSession("s2", "q", ["A", "B", "C", "D"], [("A", 1, 3)]),  # repeated: not merged
+        FeedbackSession("s3", "r", ["E", "B"], [("B", 2, 4)]),
     ]
     rows = naive_rows(sessions, texts)
     assert rows["pairs"] == {"anchor": ["q", "q"], "positive": ["tA", "tA"]}
@@ -19,5 +20,5 @@ def test_every_click_is_a_row_with_each_result_skipped_above_it():
 
 
 def test_a_dataset_with_fewer_than_two_rows_is_left_out():
-    rows = naive_rows([{"query": "q", "shown": ["A", "B"], "selected": [("B", 2, 1)]}], {"A": "a", "B": "b"})
+    rows = naive_rows([FeedbackSession("s1", "q", ["A", "B"], [("B", 2, 1)])], {"A": "a", "B": "b"})
     assert rows == {}

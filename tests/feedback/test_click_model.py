@@ -9,6 +9,7 @@ from collections import defaultdict
 import pytest
 
 from embedloop.feedback.click_model import Impression, click_log, fit_click_model
+from embedloop.types import FeedbackSession
 
 TRUE_EXAMINATION = [1.0 / r for r in range(1, 11)]
 
@@ -76,11 +77,11 @@ def test_repeated_rank_one_mis_clicks_get_low_relevance():
             selected.append(("APLE", 1, n))
         if rng.random() < 0.5 * 0.9:
             selected.append(("AAPL", 2, n))
-        sessions.append({"query": spellings[n % 3], "shown": shown, "selected": selected})
+        sessions.append(FeedbackSession(f"s{n}", spellings[n % 3], shown, selected))
     # other queries give the model the usual rank-1 behaviour
     for q in range(40):
         shown = [f"x{q}_{i}" for i in range(4)]
-        sessions.append({"query": f"q{q}", "shown": shown, "selected": [(shown[0], 1, 0)] if q % 2 else []})
+        sessions.append(FeedbackSession(f"t{q}", f"q{q}", shown, [(shown[0], 1, 0)] if q % 2 else []))
     model = fit_click_model(click_log(sessions))
     assert model.relevance("apple stock", "APLE") < 0.2
     assert model.relevance("Apple Stock", "AAPL") > 0.9
@@ -89,8 +90,8 @@ def test_repeated_rank_one_mis_clicks_get_low_relevance():
 
 def test_click_log_counts_sessions_without_clicks():
     sessions = [
-        {"query": "A b", "shown": ["x", "y"], "selected": [("y", 2, 1)]},
-        {"query": "a  B", "shown": ["x", "y"], "selected": []},
+        FeedbackSession("s1", "A b", ["x", "y"], [("y", 2, 1)]),
+        FeedbackSession("s2", "a  B", ["x", "y"], []),
     ]
     log = click_log(sessions)
     assert [(i.query, i.item, i.rank, i.clicked) for i in log] == [

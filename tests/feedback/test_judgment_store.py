@@ -88,7 +88,8 @@ def test_expire_and_recent_traffic(store: FeedbackStore):
     sid = store.log_search("alpha?", [("A", 0.9), ("B", 0.8)], model_version=0)
     store.record_selection(sid, "B")
     (row,) = db.recent_traffic(store, 10)
-    assert row["shown"] == [("A", 0.9), ("B", 0.8)] and row["selected"] == [("B", 2)]
+    assert row.shown == ["A", "B"] and row.scores == [0.9, 0.8]
+    assert [(i, r) for i, r, _seq in row.selected] == [("B", 2)] and row.last_seq == store.max_selection_seq()
     assert db.expire_questions(store, {qid: "test"}) == 1
     assert db.expire_questions(store, {qid: "test"}) == 0
     assert db.questions(store)[0]["closed_because"] == "test"

@@ -109,7 +109,7 @@ def test_overruled_sessions_and_judgments_since(loop: EmbedLoop):
     assert first is None and count_judgments(loop.store) == 0
     loop.record_judgment("APPLE", "APLE", relevant=False)
     after = overrule_sessions(loop.store, before)
-    assert [[i for i, _r, _s in s["selected"]] for s in after] == [["AAPL"], ["TSLA"]]
-    assert [i for i, _r, _s in before[0]["selected"]] == ["APLE", "AAPL"]  # the input is not changed
-    stamp = loop.store.feedback_sessions()[-1]["created_at"]
+    assert [s.selected_ids for s in after] == [["AAPL"], ["TSLA"]]
+    assert before[0].selected_ids == ["APLE", "AAPL"]  # the input is not changed
+    stamp = loop.store.feedback_sessions()[-1].created_at
     assert count_judgments(loop.store, since=stamp) == 1

@@ -118,7 +118,7 @@ def test_batch_sequence_numbers_follow_event_order(store: FeedbackStore):
     seqs = [s.seq for _, picked in results for s in picked]
     assert seqs == sorted(seqs) and len(set(seqs)) == 4
     assert [(s.item_id, s.rank) for s in results[1][1]] == [("C", 3), ("A", 1)]
-    stored = {sel[2] for session in store.feedback_sessions() for sel in session["selected"]}
+    stored = {sel[2] for session in store.feedback_sessions() for sel in session.selected}
     assert stored == set(seqs)
     assert store.max_selection_seq() == seqs[-1]
 
@@ -137,7 +137,7 @@ def test_timestamps_are_stored_as_core_writes_them(store: FeedbackStore):
     store.record_feedback([FeedbackEvent("q", ["A"], ["A"])])
     store.log_search("q2", [("B", 0.5)], model_version=0)
     (session,) = store.feedback_sessions()
-    created = session["created_at"]
+    created = session.created_at
     assert isinstance(created, datetime)
     assert abs(created.replace(tzinfo=UTC) - before) < timedelta(minutes=5)
     if store.engine.dialect.name == "sqlite":  # the text SQLAlchemy's DateTime writes and parses

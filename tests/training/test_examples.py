@@ -14,15 +14,17 @@ from embedloop.training.examples import (
     selected_by_query,
 )
 from embedloop.training.split import split_by_query
+from embedloop.types import FeedbackSession
 
 
 def session(query, shown, selected, seq):
-    return {
-        "query": query,
-        "shown": shown,
-        "selected": [(i, shown.index(i) + 1, seq) for i in selected],
-        "last_seq": seq,
-    }
+    return FeedbackSession(
+        search_id=f"s{seq}",
+        query=query,
+        shown=shown,
+        selected=[(i, shown.index(i) + 1, seq) for i in selected],
+        last_seq=seq,
+    )
 
 
 SESSIONS = [
@@ -63,8 +65,8 @@ def test_mined_negatives_respect_the_guard():
 def test_split_holds_out_newest_queries_without_leakage():
     sessions = [session(f"q{i % 10}", ["A", "B"], ["A"], i) for i in range(40)]
     split = split_by_query(sessions, 0.2)
-    train_q = {s["query"] for s in split.train}
-    held_q = {s["query"] for s in split.holdout}
+    train_q = {s.query for s in split.train}
+    held_q = {s.query for s in split.holdout}
     assert not train_q & held_q
     assert held_q == {"q8", "q9"}  # the newest by last selection
     assert (split.train_queries, split.holdout_queries) == (8, 2)

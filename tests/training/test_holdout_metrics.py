@@ -10,6 +10,7 @@ from embedloop.evaluation import TripletAccuracyEvaluator
 from embedloop.evaluation.precheck import gate_alone, precheck
 from embedloop.models.encoder import HashingEncoder
 from embedloop.training.cycle import holdout_evaluators
+from embedloop.types import FeedbackSession
 
 TEXTS = {
     "AAPL": "apple inc common stock",
@@ -22,7 +23,7 @@ BAD = ("apple stock", TEXTS["TSLA"], TEXTS["AAPL"])
 
 
 def session(query, shown, selected):
-    return {"query": query, "shown": shown, "selected": [(i, shown.index(i) + 1, 1) for i in selected], "last_seq": 1}
+    return FeedbackSession("s", query, shown, [(i, shown.index(i) + 1, 1) for i in selected], last_seq=1)
 
 
 def evaluators(sessions):

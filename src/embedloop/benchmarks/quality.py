@@ -59,6 +59,7 @@ from embedloop.benchmarks.beir import BeirData, load_beir
 from embedloop.evaluation.metrics import mean_ranking_metrics
 from embedloop.models.encoder import encode_queries
 from embedloop.simulation import ClickModel, simulate_search
+from embedloop.types import FeedbackSession
 
 logger = logging.getLogger(__name__)
 
@@ -409,28 +410,28 @@ def train_oracle(
 NAIVE_LEARNING_RATE = 2e-5
 
 
-def naive_rows(sessions: list[dict[str, Any]], texts: dict[str, str]) -> dict[str, dict[str, list[str]]]:
+def naive_rows(sessions: list[FeedbackSession], texts: dict[str, str]) -> dict[str, dict[str, list[str]]]:
     """Every click as a row, no merging, no denoising: ``(query, clicked, skipped-above)`` per skipped-above
     result, ``(query, clicked)`` for a click with nothing above it. Two datasets (MNRL needs equal columns)."""
     pairs: dict[str, list[str]] = {"anchor": [], "positive": []}
     triplets: dict[str, list[str]] = {"anchor": [], "positive": [], "negative": []}
     for s in sessions:
-        picked = {item for item, _r, _q in s["selected"]}
-        for item, rank, _seq in s["selected"]:
+        picked = set(s.selected_ids)
+        for item, rank, _seq in s.selected:
             if item not in texts:
                 continue
-            above = [i for i in s["shown"][: (rank or 1) - 1] if i not in picked and i in texts]
+            above = [i for i in s.shown[: (rank or 1) - 1] if i not in picked and i in texts]
             if not above:
-                pairs["anchor"].append(s["query"])
+                pairs["anchor"].append(s.query)
                 pairs["positive"].append(texts[item])
             for neg in above:
-                triplets["anchor"].append(s["query"])
+                triplets["anchor"].append(s.query)
                 triplets["positive"].append(texts[item])
                 triplets["negative"].append(texts[neg])
     return {name: cols for name, cols in (("pairs", pairs), ("skip_above", triplets)) if len(cols["anchor"]) >= 2}
 
 
-def train_naive(model: Any, sessions: list[dict[str, Any]], texts: dict[str, str], settings: Any) -> dict[str, Any]:
+def train_naive(model: Any, sessions: list[FeedbackSession], texts: dict[str, str], settings: Any) -> dict[str, Any]:
     """Train ``model`` in place the naive way on ``sessions`` (one epoch, lr 2e-5, MNRL per dataset)."""
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -727,9 +728,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             }
             cycles.append(entry)
             if naive_model is not None:  # the naive loop: this round's clicks, trained on top, always promoted
-                new_sessions = [x for x in loop.store.feedback_sessions() if x["last_seq"] > naive_seen_seq]
-                naive_seen_seq = max([naive_seen_seq] + [x["last_seq"] for x in new_sessions])
-                ids = {i for x in new_sessions for i in x["shown"]}
+                new_sessions = [x for x in loop.store.feedback_sessions() if x.last_seq > naive_seen_seq]
+                naive_seen_seq = max([naive_seen_seq] + [x.last_seq for x in new_sessions])
+                ids = {i for x in new_sessions for i in x.shown}
                 info = train_naive(naive_model, new_sessions, loop.store.iter_item_texts(ids), settings)
                 naive_dev = evaluate_model(
                     naive_model, data, args.eval_split, sorted(data.corpus), settings.encode_batch_size

@@ -71,7 +71,7 @@ def answer_random(
     loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None], rng: random.Random
 ) -> dict[str, Any]:
     """Answer ``budget`` questions about train queries drawn at random from the logged traffic."""
-    queries = sorted({r["query"] for r in recent_traffic(loop.store, 1_000_000) if relevant_of(r["query"]) is not None})
+    queries = sorted({r.query for r in recent_traffic(loop.store, 1_000_000) if relevant_of(r.query) is not None})
     picked = rng.sample(queries, min(budget, len(queries)))
     ranked = state_ranker(loop.searcher.state, loop.settings.encode_batch_size)(picked, MAX_CANDIDATES)
     judgments = positives = 0

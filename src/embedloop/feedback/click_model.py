@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from embedloop.types import FeedbackSession
+
 logger = logging.getLogger(__name__)
 
 #: Ranks deeper than this share one examination parameter.
@@ -64,17 +66,17 @@ class Impression:
     clicked: bool
 
 
-def click_log(sessions: Iterable[dict[str, Any]]) -> list[Impression]:
-    """Impressions from session dicts (``query``, ``shown`` in rank order, ``selected`` as ``(item, rank, seq)``).
+def click_log(sessions: Iterable[FeedbackSession]) -> list[Impression]:
+    """Impressions from sessions (``query``, ``shown`` in rank order, ``selected``).
 
-    Takes the shape of ``Store.feedback_sessions()`` and ``Store.search_log()``; sessions without
-    selections are impressions without clicks (useful evidence when a query repeats).
+    Takes ``Store.feedback_sessions()`` and ``Store.search_log()``; sessions without selections are
+    impressions without clicks (useful evidence when a query repeats).
     """
     out: list[Impression] = []
     for s in sessions:
-        key = normalise_query(s["query"])
-        picked = {item for item, _rank, *_rest in s.get("selected", [])}
-        for rank, item in enumerate(s["shown"], start=1):
+        key = normalise_query(s.query)
+        picked = set(s.selected_ids)
+        for rank, item in enumerate(s.shown, start=1):
             out.append(Impression(key, item, rank, item in picked))
     return out
 

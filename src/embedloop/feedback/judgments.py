@@ -18,13 +18,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
 
 from embedloop.evaluation import RetrievalEvaluator, TripletAccuracyEvaluator
 from embedloop.feedback.persistence import current_labels
 from embedloop.store import FeedbackStore
 from embedloop.training.examples import TrainingExample, normalise_query
+from embedloop.types import FeedbackSession
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +124,7 @@ def judgment_examples(store: FeedbackStore, *, exclude: set[str] | None = None) 
     return out
 
 
-def overrule_sessions(store: FeedbackStore, sessions: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+def overrule_sessions(store: FeedbackStore, sessions: Sequence[FeedbackSession]) -> list[FeedbackSession]:
     """Feedback sessions without the selections a judgment calls irrelevant (copies; others unchanged).
 
     For the held-out click set: a judged-irrelevant item selected for a query must not count as a
@@ -133,13 +133,13 @@ def overrule_sessions(store: FeedbackStore, sessions: Sequence[dict[str, Any]]) 
     labels = current_labels(store)
     out = []
     for s in sessions:
-        bad = {i for i, rel in labels.get(normalise_query(s["query"]), ("", {}))[1].items() if not rel}
+        bad = {i for i, rel in labels.get(normalise_query(s.query), ("", {}))[1].items() if not rel}
         if not bad:
             out.append(s)
             continue
-        kept = [sel for sel in s["selected"] if sel[0] not in bad]
+        kept = [sel for sel in s.selected if sel[0] not in bad]
         if kept:
-            out.append({**s, "selected": kept})
+            out.append(replace(s, selected=kept))
     return out
 
 

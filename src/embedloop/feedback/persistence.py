@@ -19,6 +19,7 @@ from embedloop.errors import InvalidInputError, NotFoundError
 from embedloop.store.schema import impressions, items, judgments, review_questions, searches, selections
 from embedloop.store.store import FeedbackStore, _chunks, new_id, now
 from embedloop.training.examples import normalise_query
+from embedloop.types import FeedbackSession
 
 #: Statuses of a review question.
 OPEN, ANSWERED, EXPIRED = "open", "answered", "expired"
@@ -338,11 +339,11 @@ def _answer_result(review_id: str, query: str, stored: list[Judgment], duplicate
 
 
 # ----------------------------------------------------------------- traffic
-def recent_traffic(store: FeedbackStore, max_searches: int) -> list[dict[str, Any]]:
-    """The newest ``max_searches`` searches, each with what it showed and what was selected.
+def recent_traffic(store: FeedbackStore, max_searches: int) -> list[FeedbackSession]:
+    """The newest ``max_searches`` searches, newest first, each with what it showed and what was selected.
 
-    Each dict: ``search_id``, ``query``, ``model_version``, ``shown`` (``[(item_id, score)]`` in rank
-    order), ``selected`` (``[(item_id, rank)]``).
+    Each session has ``search_id``, ``query``, ``model_version``, ``shown`` and ``scores`` (in rank
+    order), ``selected`` (empty when nothing was picked) and ``last_seq``.
     """
     with store.engine.connect() as conn:
         rows = conn.execute(
@@ -350,18 +351,22 @@ def recent_traffic(store: FeedbackStore, max_searches: int) -> list[dict[str, An
             .order_by(searches.c.created_at.desc(), searches.c.id)
             .limit(max_searches)
         ).all()
-        out = {r.id: {"search_id": r.id, "query": r.query, "model_version": r.model_version} for r in rows}
-        for entry in out.values():
-            entry["shown"], entry["selected"] = [], []
+        out = {
+            r.id: FeedbackSession(search_id=r.id, query=r.query, shown=[], selected=[], model_version=r.model_version)
+            for r in rows
+        }
         for chunk in _chunks(list(out)):
             for r in conn.execute(
                 select(impressions).where(impressions.c.search_id.in_(chunk)).order_by(impressions.c.rank)
             ):
-                out[r.search_id]["shown"].append((r.item_id, r.score))
+                out[r.search_id].shown.append(r.item_id)
+                out[r.search_id].scores.append(r.score)
             for r in conn.execute(
-                select(selections.c.search_id, selections.c.item_id, selections.c.rank)
+                select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
                 .where(selections.c.search_id.in_(chunk))
                 .order_by(selections.c.seq)
             ):
-                out[r.search_id]["selected"].append((r.item_id, r.rank))
+                session = out[r.search_id]
+                session.selected.append((r.item_id, r.rank, r.seq))
+                session.last_seq = max(session.last_seq, r.seq)
     return list(out.values())

@@ -53,6 +53,7 @@ from embedloop.feedback import persistence as db
 from embedloop.models.encoder import encode_queries
 from embedloop.store import FeedbackStore
 from embedloop.training.examples import normalise_query
+from embedloop.types import FeedbackSession
 
 logger = logging.getLogger(__name__)
 
@@ -136,18 +137,18 @@ class QueryTraffic:
     selection_ranks: list[int] = field(default_factory=list)
 
 
-def group_traffic(rows: Sequence[dict[str, Any]]) -> dict[str, QueryTraffic]:
+def group_traffic(rows: Sequence[FeedbackSession]) -> dict[str, QueryTraffic]:
     """Searches (newest first, as :func:`persistence.recent_traffic` returns them) grouped by query."""
     out: dict[str, QueryTraffic] = {}
     for r in rows:
-        key = normalise_query(r["query"])
-        t = out.setdefault(key, QueryTraffic(key, r["query"]))
+        key = normalise_query(r.query)
+        t = out.setdefault(key, QueryTraffic(key, r.query))
         t.searches += 1
-        picked = list(dict.fromkeys(item for item, _rank in r["selected"]))
+        picked = list(dict.fromkeys(r.selected_ids))
         if picked:
             t.with_selection += 1
             t.picks.update(picked)
-            t.selection_ranks.extend(rank or 0 for _item, rank in r["selected"])
+            t.selection_ranks.extend(rank or 0 for _item, rank, _seq in r.selected)
     return out
 
 

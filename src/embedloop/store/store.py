@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from embedloop.errors import InvalidInputError, NotFoundError, NotShownError
 from embedloop.store.database import open_engine
 from embedloop.store.schema import catalog_changes, impressions, items, searches, selections
-from embedloop.types import FeedbackEvent, Item, Selection
+from embedloop.types import FeedbackEvent, FeedbackSession, Item, Selection
 
 _CHUNK = 500
 
@@ -439,15 +439,14 @@ class FeedbackStore:
         with self.engine.connect() as conn:
             return int(conn.scalar(select(func.count()).where(selections.c.seq > after_seq)) or 0)
 
-    def feedback_sessions(self, upto_seq: int | None = None) -> list[dict[str, Any]]:
-        """Every search with at least one selection (up to ``upto_seq``), oldest first.
+    def feedback_sessions(self, upto_seq: int | None = None) -> list[FeedbackSession]:
+        """Every search with at least one selection (up to ``upto_seq``), oldest first (by ``last_seq``).
 
-        Each dict: ``search_id``, ``query``, ``user_id``, ``created_at``,
-        ``model_version``, ``shown`` (item ids in rank order), ``scores``,
-        ``selected`` (list of ``(item_id, rank, seq)``), ``last_seq``.
+        Every field of each :class:`~embedloop.types.FeedbackSession` is filled.
         """
         cond = [] if upto_seq is None else [selections.c.seq <= upto_seq]
-        sessions: dict[str, dict[str, Any]] = {}
+        picked: dict[str, list[tuple[str, int | None, int]]] = {}
+        sessions: dict[str, FeedbackSession] = {}
         with self.engine.connect() as conn:
             rows = conn.execute(
                 select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
@@ -455,43 +454,43 @@ class FeedbackStore:
                 .order_by(selections.c.seq)
             )
             for r in rows:
-                s = sessions.setdefault(r.search_id, {"selected": [], "last_seq": 0})
-                s["selected"].append((r.item_id, r.rank, r.seq))
-                s["last_seq"] = max(s["last_seq"], r.seq)
-            ids = list(sessions)
-            for chunk in _chunks(ids):
+                picked.setdefault(r.search_id, []).append((r.item_id, r.rank, r.seq))
+            for chunk in _chunks(list(picked)):
                 for r in conn.execute(select(searches).where(searches.c.id.in_(chunk))):
-                    sessions[r.id].update(
+                    chosen = picked[r.id]
+                    sessions[r.id] = FeedbackSession(
                         search_id=r.id,
                         query=r.query,
+                        shown=[],
+                        selected=chosen,
                         user_id=r.user_id,
                         created_at=r.created_at,
                         model_version=r.model_version,
-                        shown=[],
-                        scores=[],
+                        last_seq=max(seq for _item, _rank, seq in chosen),
                     )
                 shown = conn.execute(
                     select(impressions).where(impressions.c.search_id.in_(chunk)).order_by(impressions.c.rank)
                 )
                 for r in shown:
-                    sessions[r.search_id]["shown"].append(r.item_id)
-                    sessions[r.search_id]["scores"].append(r.score)
-        return sorted(sessions.values(), key=lambda s: s["last_seq"])
+                    sessions[r.search_id].shown.append(r.item_id)
+                    sessions[r.search_id].scores.append(r.score)
+        return sorted(sessions.values(), key=lambda s: s.last_seq)
 
-    def search_log(self, limit: int | None = None) -> list[dict[str, Any]]:
+    def search_log(self, limit: int | None = None) -> list[FeedbackSession]:
         """Every search with what it showed and what was selected, also searches without a selection.
 
-        The newest ``limit`` searches (all when None), oldest first. Each dict: ``search_id``, ``query``,
-        ``shown`` (item ids in rank order), ``selected`` (list of ``(item_id, rank, seq)``). The click
-        model reads it: a shown result that nobody clicked is evidence too.
+        The newest ``limit`` searches (all when None), oldest first. Each session has ``search_id``,
+        ``query``, ``shown``, ``selected`` (empty when nothing was picked) and ``last_seq``; the other
+        fields keep their defaults. The click model reads it: a shown result that nobody clicked is
+        evidence too.
         """
-        out: dict[str, dict[str, Any]] = {}
+        out: dict[str, FeedbackSession] = {}
         with self.engine.connect() as conn:
             query = select(searches.c.id, searches.c.query).order_by(searches.c.created_at.desc(), searches.c.id)
             if limit is not None:
                 query = query.limit(limit)
             for r in conn.execute(query):
-                out[r.id] = {"search_id": r.id, "query": r.query, "shown": [], "selected": []}
+                out[r.id] = FeedbackSession(search_id=r.id, query=r.query, shown=[], selected=[])
             ids = list(out)
             for chunk in _chunks(ids):
                 shown = conn.execute(
@@ -500,14 +499,16 @@ class FeedbackStore:
                     .order_by(impressions.c.search_id, impressions.c.rank)
                 )
                 for row in shown:
-                    out[row.search_id]["shown"].append(row.item_id)
+                    out[row.search_id].shown.append(row.item_id)
                 picked = conn.execute(
                     select(selections.c.search_id, selections.c.item_id, selections.c.rank, selections.c.seq)
                     .where(selections.c.search_id.in_(chunk))
                     .order_by(selections.c.seq)
                 )
                 for sel in picked:
-                    out[sel.search_id]["selected"].append((sel.item_id, sel.rank, sel.seq))
+                    session = out[sel.search_id]
+                    session.selected.append((sel.item_id, sel.rank, sel.seq))
+                    session.last_seq = max(session.last_seq, sel.seq)
         return list(reversed(out.values()))
 
     def export_feedback(self, fp: IO[str], upto_seq: int | None = None) -> int:
@@ -522,16 +523,16 @@ class FeedbackStore:
         """One JSON-ready record per search with selections, oldest first (the export's format)."""
         return [
             {
-                "search_id": s["search_id"],
-                "query": s["query"],
-                "user_id": s["user_id"],
-                "created_at": s["created_at"].isoformat() if s["created_at"] else None,
-                "model_version": s["model_version"],
+                "search_id": s.search_id,
+                "query": s.query,
+                "user_id": s.user_id,
+                "created_at": s.created_at.isoformat() if s.created_at else None,
+                "model_version": s.model_version,
                 "shown": [
                     {"item_id": i, "rank": rank, "score": score}
-                    for rank, (i, score) in enumerate(zip(s["shown"], s["scores"], strict=True), start=1)
+                    for rank, (i, score) in enumerate(zip(s.shown, s.scores, strict=True), start=1)
                 ],
-                "selected": [{"item_id": i, "rank": rank, "seq": seq} for i, rank, seq in s["selected"]],
+                "selected": [{"item_id": i, "rank": rank, "seq": seq} for i, rank, seq in s.selected],
             }
             for s in self.feedback_sessions(upto_seq)
         ]

@@ -55,6 +55,7 @@ from embedloop.training.services import Services
 from embedloop.training.signal import refine_examples
 from embedloop.training.split import FeedbackSplit, split_by_query
 from embedloop.training.trial import begin_trial, candidate_state, promote
+from embedloop.types import FeedbackSession
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def _result(status: str, reasons: list[str], **extra: Any) -> dict[str, Any]:
 
 
 def holdout_evaluators(
-    sessions: Sequence[dict[str, Any]],
+    sessions: Sequence[FeedbackSession],
     texts: dict[str, str],
     corpus_ids: list[str],
     corpus_texts: list[str],
@@ -89,14 +90,14 @@ def holdout_evaluators(
     ranks: list[tuple[int, int]] = []  # (rank of the selected, rank of the skipped)
     relevant: dict[str, set[str]] = {}
     for s in sessions:
-        picked = {item for item, _r, _s in s["selected"]}
-        relevant.setdefault(s["query"], set()).update(i for i in picked if i in texts)
-        position = {item: r for r, item in enumerate(s["shown"], start=1)}
+        picked = set(s.selected_ids)
+        relevant.setdefault(s.query, set()).update(i for i in picked if i in texts)
+        position = {item: r for r, item in enumerate(s.shown, start=1)}
         for item in picked:
-            for other in s["shown"]:
+            for other in s.shown:
                 if other not in picked and item in texts and other in texts:
-                    triplets.append((s["query"], texts[item], texts[other]))
-                    ranks.append((position.get(item, len(s["shown"]) + 1), position[other]))
+                    triplets.append((s.query, texts[item], texts[other]))
+                    ranks.append((position.get(item, len(s.shown) + 1), position[other]))
     relevant = {q: r for q, r in relevant.items() if r}
     weightings = {
         "skip_above": [1.0 if skip < sel else 0.0 for sel, skip in ranks],
@@ -133,7 +134,7 @@ class Window:
     since: int
     upto: int
     new_events: int
-    sessions: list[dict[str, Any]]
+    sessions: list[FeedbackSession]
     split: FeedbackSplit
 
     @property
@@ -191,7 +192,7 @@ def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
         )
     sessions = store.feedback_sessions(upto_seq=upto)
     if not s.replay:
-        sessions = [x for x in sessions if x["last_seq"] > since]
+        sessions = [x for x in sessions if x.last_seq > since]
     window = Window(since, upto, new_events, sessions, split_by_query(sessions, s.holdout_fraction))
     if window.split.holdout_queries < s.min_holdout_queries or not window.split.train:
         return _result(
@@ -554,7 +555,7 @@ def next_training_examples(sv: Services) -> tuple[list[TrainingExample], dict[st
 
 
 def _build_examples(
-    sv: Services, state: ServingState, train: list[dict[str, Any]], all_sessions: list[dict[str, Any]]
+    sv: Services, state: ServingState, train: list[FeedbackSession], all_sessions: list[FeedbackSession]
 ) -> tuple[list[TrainingExample], dict[str, str]]:
     """Stage 2: training examples from the training sessions (and the texts they name)."""
     s = sv.settings

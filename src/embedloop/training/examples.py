@@ -25,9 +25,9 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from embedloop.errors import InvalidInputError
+from embedloop.types import FeedbackSession
 
 logger = logging.getLogger(__name__)
 
@@ -61,16 +61,16 @@ class TrainingExample:
     relevance: float | None = None
 
 
-def selected_by_query(sessions: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
+def selected_by_query(sessions: Iterable[FeedbackSession]) -> dict[str, set[str]]:
     """Every item ever selected for each normalised query (the false-negative guard)."""
     out: dict[str, set[str]] = defaultdict(set)
     for s in sessions:
-        out[normalise_query(s["query"])].update(item for item, _rank, _seq in s["selected"])
+        out[normalise_query(s.query)].update(s.selected_ids)
     return out
 
 
 def examples_from_sessions(
-    sessions: Sequence[dict[str, Any]],
+    sessions: Sequence[FeedbackSession],
     *,
     guard: dict[str, set[str]],
     position_bias: bool = False,
@@ -86,11 +86,11 @@ def examples_from_sessions(
     """
     merged: dict[tuple[str, str], TrainingExample] = {}
     for s in sessions:
-        key_q = normalise_query(s["query"])
+        key_q = normalise_query(s.query)
         never = guard.get(key_q, set())
-        shown: list[str] = s["shown"]
-        last = max((r or 0 for _i, r, _s in s["selected"]), default=0)
-        for item, rank, _seq in s["selected"]:
+        shown = s.shown
+        last = max((r or 0 for _i, r, _s in s.selected), default=0)
+        for item, rank, _seq in s.selected:
             above = shown[: (rank or 1) - 1] if rank else []
             skip_above = [i for i in above if i not in never] if "skip_above" in sources else []
             others = [i for i in shown if i not in never and i not in above and i != item] if "shown" in sources else []
@@ -109,7 +109,7 @@ def examples_from_sessions(
                 ex.weight = max(ex.weight, weight)
             else:
                 merged[key] = TrainingExample(
-                    s["query"], item, skip_above + others, weight, rank, trusted=list(skip_above), unverified=unverified
+                    s.query, item, skip_above + others, weight, rank, trusted=list(skip_above), unverified=unverified
                 )
     return list(merged.values())
 

@@ -10,27 +10,27 @@ import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from embedloop.training.examples import normalise_query
+from embedloop.types import FeedbackSession
 
 
 @dataclass(frozen=True)
 class FeedbackSplit:
     """Sessions for training and for the held-out evaluation."""
 
-    train: list[dict[str, Any]]
-    holdout: list[dict[str, Any]]
+    train: list[FeedbackSession]
+    holdout: list[FeedbackSession]
     train_queries: int
     holdout_queries: int
 
 
-def split_by_query(sessions: Sequence[dict[str, Any]], holdout_fraction: float) -> FeedbackSplit:
+def split_by_query(sessions: Sequence[FeedbackSession], holdout_fraction: float) -> FeedbackSplit:
     """Hold out the newest ``holdout_fraction`` of distinct queries (at least one when there are two)."""
-    groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    groups: dict[str, list[FeedbackSession]] = defaultdict(list)
     for s in sessions:
-        groups[normalise_query(s["query"])].append(s)
-    ordered = sorted(groups, key=lambda q: max(s["last_seq"] for s in groups[q]))
+        groups[normalise_query(s.query)].append(s)
+    ordered = sorted(groups, key=lambda q: max(s.last_seq for s in groups[q]))
     n_holdout = math.ceil(len(ordered) * holdout_fraction) if len(ordered) > 1 else 0
     held = set(ordered[len(ordered) - n_holdout :]) if n_holdout else set()
     train = [s for q in ordered if q not in held for s in groups[q]]
