@@ -114,5 +114,5 @@ def test_training_signal_options_default_off_and_read_from_env(tmp_path: Path):
 
 
 def test_trial_queries_default_and_environment():
-    assert Settings().trial_queries == "unseen"
-    assert Settings.from_env({"EMBEDLOOP_TRIAL_QUERIES": "ALL"}).trial_queries == "all"
+    assert Settings().trial_queries == "all"
+    assert Settings.from_env({"EMBEDLOOP_TRIAL_QUERIES": "UNSEEN"}).trial_queries == "unseen"

@@ -119,7 +119,7 @@ class Settings:
     #: ``unseen``: searches for the queries the candidate was trained on are answered by the active model
     #: alone, so users judge it where its training did not already decide the answer (its gains on its own
     #: training queries are near certain; what is in doubt is everything else). ``all``: every search.
-    trial_queries: TrialQueries = TrialQueries.UNSEEN
+    trial_queries: TrialQueries = TrialQueries.ALL
     #: Pre-check (trials on): how far held-out triplet accuracy and NDCG@10 may fall below the active model's
     #: before a candidate is too broken to show users. Wide on purpose: held-out clicks favour the active model
     #: (docs/benchmarks-quality.md: candidates better on dev lost up to 0.03 accuracy and 0.17 NDCG@10 there).

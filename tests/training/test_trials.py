@@ -309,7 +309,7 @@ def put_on_trial_trained_on(loop: EmbedLoop, encoder, queries: list[str]) -> int
 
 
 @pytest.mark.parametrize("mode", ["unseen", "all"])
-def test_queries_the_candidate_trained_on_are_not_interleaved_by_default(storage, mode):
+def test_queries_the_candidate_trained_on_are_not_interleaved_with_unseen(storage, mode):
     trained, unseen = "word1 shared thing", "word2 shared thing"
     with EmbedLoop(trial_settings(storage, trial_queries=mode), encoder=HashingEncoder()) as loop:
         loop.add_items(ITEMS)
