@@ -18,7 +18,7 @@ no text over 1,000,000 characters); the configured, smaller limits
 |-------------------------|----------------------------|-----------------------------|------------------------------|
 | ``search``              | ``search``                 | ``POST /search``            | ``search``                   |
 | ``record_selection``    | ``record_selection``       | ``POST /selections``        | ``select``                   |
-| ``record_feedback``     | ``record_feedback``        | ``POST /feedback``          | ``feedback log``             |
+| ``record_feedback``     | ``record_feedback``        | ``POST /feedback``          | ``feedback record``          |
 | ``status``              | ``check_fine_tuning_status`` | ``GET /status``           | ``status``                   |
 | ``fine_tune``           | ``fine_tune_embeddings``   | ``POST /fine-tune``         | ``finetune``                 |
 | ``evaluate``            | ``evaluate_model``         | ``POST /evaluate``          | ``evaluate``                 |

@@ -6,6 +6,7 @@ import random
 
 from embedloop import EmbedLoop
 from embedloop.simulation import ClickModel, simulate_search
+from embedloop.types import FeedbackSession
 
 CATALOG = {
     "AAPL": "AAPL - Apple Inc. Common Stock",
@@ -81,3 +82,14 @@ def simulate(loop: EmbedLoop, *, rounds: int = 2, wrong: bool = False, seed: int
 def rank_of(loop: EmbedLoop, query: str, item: str) -> int:
     hits = loop.search(query, k=len(CATALOG)).hits
     return next(h.rank for h in hits if h.item_id == item)
+
+
+def session(query: str, shown: list[str], selected: list[str], seq: int = 1) -> FeedbackSession:
+    """A stored session as ``Store.feedback_sessions()`` returns it: ``selected`` picked at their shown ranks."""
+    return FeedbackSession(
+        search_id=f"s{seq}",
+        query=query,
+        shown=shown,
+        selected=[(i, shown.index(i) + 1, seq) for i in selected],
+        last_seq=seq,
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from feedback_sim import session
 
 from embedloop import InvalidInputError
 from embedloop.training.examples import (
@@ -14,18 +15,6 @@ from embedloop.training.examples import (
     selected_by_query,
 )
 from embedloop.training.split import split_by_query
-from embedloop.types import FeedbackSession
-
-
-def session(query, shown, selected, seq):
-    return FeedbackSession(
-        search_id=f"s{seq}",
-        query=query,
-        shown=shown,
-        selected=[(i, shown.index(i) + 1, seq) for i in selected],
-        last_seq=seq,
-    )
-
 
 SESSIONS = [
     session("Apple stock", ["APLE", "MSFT", "AAPL", "TSLA"], ["AAPL"], 1),

@@ -2,20 +2,11 @@
 
 from __future__ import annotations
 
+from feedback_sim import session
+
 from embedloop.feedback.click_model import ClickModel
 from embedloop.training.examples import TrainingExample, examples_from_sessions, selected_by_query
 from embedloop.training.signal import apply_click_model, check_margins, passes_margin
-from embedloop.types import FeedbackSession
-
-
-def session(query, shown, selected, seq=1):
-    return FeedbackSession(
-        search_id=f"s{seq}",
-        query=query,
-        shown=shown,
-        selected=[(i, shown.index(i) + 1, seq) for i in selected],
-        last_seq=seq,
-    )
 
 
 def test_safe_mode_keeps_results_below_the_last_selection_out_of_the_negatives():
