@@ -11,7 +11,9 @@ Figures (see ``docs/inference.md``):
    abstracts (``title. text``, cut at 128 tokens like the product), backends interleaved chunk by chunk;
 4. export + quantisation time and size on disk (what a promotion adds), with the export's
    agreement (smallest cosine to torch on the probe texts);
-5. ``--quality``: SciFact dev NDCG@10 / MRR@10 / Recall@100 of the base model per backend
+5. ``--quality``: dev NDCG@10 / MRR@10 / Recall@100 per backend on SciFact and NFCorpus
+   (``--quality-datasets``), for the base model and for a version fine-tuned on
+   ``--fine-tune-pairs`` judged train pairs, exported like a promoted version
    (``--quality-docs`` limits the corpus, keeping every judged document);
 6. ``--mpnet``: all-mpnet-base-v2 on onnx-int8 vs MiniLM on torch (catalog items/s, query p50):
    whether the spec's default model fits the demo's budget.
@@ -50,19 +52,24 @@ import numpy as np  # noqa: E402
 
 log = logging.getLogger("bench.inference")
 HERE = Path(__file__).resolve().parent
-SCIFACT = HERE.parents[1] / "shared" / "data" / "scifact"
+DATA = HERE.parents[1] / "shared" / "data"
+SCIFACT = DATA / "scifact"
 BACKENDS = ("torch", "onnx", "onnx-int8")
 MAX_SEQ = 128
 
 
 def _performance_module() -> Any:
-    """``bench/performance.py`` (its synthetic catalog, lookup encoder and summaries)."""
+    """``bench/perf/common.py`` (synthetic catalog, lookup encoder, summaries) with ``set_torch_threads``."""
+    sys.path.insert(0, str(HERE))  # bench/perf, also when this file is loaded by path
+    from perf import common
+
     spec = importlib.util.spec_from_file_location("bench_performance", HERE / "performance.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module
+    common.set_torch_threads = module.set_torch_threads  # type: ignore[attr-defined]
+    return common
 
 
 perf = _performance_module()
@@ -200,29 +207,76 @@ def bench_throughput(encoders: dict[str, Any], texts: Sequence[str], chunk: int 
     return out
 
 
-def bench_quality(encoders: dict[str, Any], corpus_limit: int | None) -> dict[str, Any]:
-    """SciFact dev metrics of the base model through each backend (corpus and queries embedded by it)."""
-    from embedloop.benchmarks.beir import load_beir
+def export_encoders(model_dir: Path, work: Path, tag: str, torch_model: Any | None = None) -> dict[str, Any]:
+    """torch, onnx and onnx-int8 encoders of the model at ``model_dir`` (exports built under ``work``)."""
+    from embedloop.models.encoder import SentenceTransformerEncoder
+    from embedloop.models.onnx_backend import OnnxEncoder
+    from embedloop.registry.exports import FILES, build_export
+    from embedloop.settings import InferenceBackend
+
+    encoders: dict[str, Any] = {"torch": SentenceTransformerEncoder.load(model_dir, max_seq_length=MAX_SEQ)}
+    for backend in BACKENDS[1:]:
+        folder = work / f"export-{tag}-{backend}"
+        build_export(model_dir, folder, backend, torch_model=torch_model)
+        encoders[backend] = OnnxEncoder.load(
+            folder, FILES[InferenceBackend(backend)], threads=1, max_seq_length=MAX_SEQ, backend=backend
+        )
+    return encoders
+
+
+def score_backends(encoders: dict[str, Any], data: Any) -> dict[str, Any]:
+    """Dev metrics of each encoder (corpus and queries embedded by it), with its NDCG@10 change against torch."""
     from embedloop.benchmarks.quality import score_run
 
-    data = load_beir(SCIFACT, splits=("dev",), corpus_limit=corpus_limit)
     doc_ids = list(data.corpus)
     qrels = data.qrels["dev"]
     qids = sorted(qrels)
-    out: dict[str, Any] = {"docs": len(doc_ids), "queries": len(qids), "notes": data.notes}
+    out: dict[str, Any] = {}
     for name, encoder in encoders.items():
         tick = time.perf_counter()
         docs = encoder.encode([data.corpus[d] for d in doc_ids], batch_size=64)
         queries = encoder.encode_query([data.queries[q] for q in qids], batch_size=64)
         top = np.argsort(-(queries @ docs.T), axis=1)[:, :100]
         ranked = {q: [doc_ids[j] for j in row] for q, row in zip(qids, top, strict=True)}
-        scores = score_run(ranked, qrels)
-        out[name] = {k: round(v, 4) for k, v in scores.items() if k != "queries"}
+        out[name] = {k: round(v, 4) for k, v in score_run(ranked, qrels).items() if k != "queries"}
         out[name]["seconds"] = round(time.perf_counter() - tick, 1)
         log.info("quality %s: %s", name, out[name])
     for name in encoders:
         if name != "torch":
             out[name]["ndcg@10_delta"] = round(out[name]["ndcg@10"] - out["torch"]["ndcg@10"], 4)
+    return out
+
+
+def bench_quality(
+    encoders: dict[str, Any], datasets: Sequence[str], corpus_limit: int | None, fine_tune_pairs: int, work: Path
+) -> dict[str, Any]:
+    """Dev metrics per backend on each BEIR dataset: the base model and (``fine_tune_pairs`` > 0) a fine-tuned one.
+
+    The fine-tuned version is the base trained once on ``fine_tune_pairs`` judged train pairs with the product's
+    default Settings (the quality benchmark's oracle), then exported like a promoted version.
+    """
+    from embedloop.benchmarks.beir import load_beir
+    from embedloop.benchmarks.quality import train_on_judgments
+    from embedloop.models import resolve_model
+    from embedloop.settings import Settings
+
+    out: dict[str, Any] = {}
+    for name in datasets:
+        data = load_beir(DATA / name, splits=("train", "dev"), corpus_limit=corpus_limit)
+        entry: dict[str, Any] = {"docs": len(data.corpus), "queries": len(data.qrels["dev"]), "notes": data.notes}
+        entry["base"] = score_backends(encoders, data)
+        if fine_tune_pairs > 0:
+            settings = Settings(storage_path=str(work / f"settings-{name}"), torch_threads=1)
+            base_path = resolve_model(perf.MODEL, work / "cache")
+            tick = time.perf_counter()
+            model, info = train_on_judgments(settings, base_path, data, fine_tune_pairs, 13, work / f"ft-{name}")
+            info["seconds"] = round(time.perf_counter() - tick, 1)
+            log.info("%s: fine-tuned on %d judged pairs in %.0f s", name, info["pairs"], info["seconds"])
+            entry["fine_tuned"] = {
+                "training": info,
+                **score_backends(export_encoders(work / f"ft-{name}", work, f"ft-{name}", torch_model=model), data),
+            }
+        out[name] = entry
     return out
 
 
@@ -286,7 +340,9 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     log.info("catalog embedding: %s", results["catalog_embedding"])
     save(results, opts.out)
     if opts.quality:
-        results["quality_scifact_dev"] = bench_quality(encoders, opts.quality_docs)
+        results["quality_dev"] = bench_quality(
+            encoders, opts.quality_datasets, opts.quality_docs, opts.fine_tune_pairs, work
+        )
         save(results, opts.out)
     if opts.mpnet:
         try:
@@ -328,13 +384,16 @@ def render(results: dict[str, Any]) -> str:
     lines.append(
         f"| export (+ quantisation) s | - | {e['onnx']['export_seconds']} | {e['onnx-int8']['export_seconds']} |"
     )
-    if "quality_scifact_dev" in results:
-        qq = results["quality_scifact_dev"]
-        lines.append(
-            f"| SciFact dev NDCG@10 ({qq['docs']} docs, {qq['queries']} queries) | {qq['torch']['ndcg@10']} "
-            f"| {qq['onnx']['ndcg@10']} ({qq['onnx']['ndcg@10_delta']:+}) "
-            f"| {qq['onnx-int8']['ndcg@10']} ({qq['onnx-int8']['ndcg@10_delta']:+}) |"
-        )
+    for name, entry in results.get("quality_dev", {}).items():
+        for model in ("base", "fine_tuned"):
+            if model not in entry:
+                continue
+            qq = entry[model]
+            lines.append(
+                f"| {name} dev NDCG@10, {model.replace('_', '-')} ({entry['docs']} docs, {entry['queries']} queries) "
+                f"| {qq['torch']['ndcg@10']} | {qq['onnx']['ndcg@10']} ({qq['onnx']['ndcg@10_delta']:+}) "
+                f"| {qq['onnx-int8']['ndcg@10']} ({qq['onnx-int8']['ndcg@10_delta']:+}) |"
+            )
     return "\n".join(lines)
 
 
@@ -344,13 +403,23 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--queries", type=int, default=200, help="measured queries per figure (after 20 warm-up)")
     p.add_argument("--catalog-items", type=int, default=2000, help="securities texts embedded per backend")
     p.add_argument("--scifact-docs", type=int, default=500, help="SciFact abstracts embedded per backend")
-    p.add_argument("--quality", action="store_true", help="SciFact dev NDCG@10 per backend (base model)")
+    p.add_argument("--quality", action="store_true", help="dev NDCG@10 per backend (base and fine-tuned model)")
     p.add_argument("--quality-docs", type=int, default=None, help="corpus limit for --quality (default: all)")
+    p.add_argument(
+        "--quality-datasets", default="scifact,nfcorpus", help="BEIR datasets for --quality (comma-separated)"
+    )
+    p.add_argument(
+        "--fine-tune-pairs",
+        type=int,
+        default=300,
+        help="judged train pairs the fine-tuned version of --quality learns from (0: base model only)",
+    )
     p.add_argument("--mpnet", action="store_true", help="all-mpnet-base-v2 int8 vs MiniLM torch")
     p.add_argument("--mpnet-only", action="store_true", help="only the mpnet comparison (no MiniLM backend figures)")
     p.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
     opts = p.parse_args(argv)
     opts.sizes = [int(x) for x in str(opts.sizes).split(",") if x.strip()]
+    opts.quality_datasets = [x.strip() for x in str(opts.quality_datasets).split(",") if x.strip()]
     return opts
 
 

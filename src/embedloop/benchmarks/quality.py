@@ -342,13 +342,25 @@ def index_corpus(settings: Any, items: list[dict[str, str]], dataset: str, cache
 def train_oracle(
     loop: Any, data: BeirData, budget: int, rng_seed: int, out_dir: Path, base_doc_vecs: np.ndarray | None = None
 ) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune the base model once on ``budget`` judged (query, relevant doc) train pairs."""
+    """Fine-tune ``loop``'s base model once on ``budget`` judged (query, relevant doc) train pairs."""
+    return train_on_judgments(loop.settings, loop.model_path(0), data, budget, rng_seed, out_dir, base_doc_vecs)
+
+
+def train_on_judgments(
+    s: Any,
+    base_path: Path,
+    data: BeirData,
+    budget: int,
+    rng_seed: int,
+    out_dir: Path,
+    base_doc_vecs: np.ndarray | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune the model at ``base_path`` with Settings ``s`` on ``budget`` judged train pairs (the oracle)."""
     from sentence_transformers import SentenceTransformer
 
     from embedloop.training.examples import TrainingExample
     from embedloop.training.finetuner import EmbeddingFineTuner
 
-    s = loop.settings
     rel = data.relevant("train")
     judged = {q: set(d) for q, d in data.qrels["train"].items()}
     rng = random.Random(rng_seed)
@@ -364,7 +376,6 @@ def train_oracle(
             continue
         d = remaining[q].pop(rng.randrange(len(remaining[q])))
         pairs.append((q, d))
-    base_path = loop.model_path(0)
     base = SentenceTransformer(str(base_path), device=s.device or "cpu", local_files_only=True)
     if (base.max_seq_length or 0) > s.max_seq_length:
         base.max_seq_length = s.max_seq_length
