@@ -8,7 +8,15 @@ import json
 import pytest
 
 from embedloop import EmbedLoop, InvalidInputError, NotFoundError
-from embedloop.feedback.review import REASON_WEIGHTS, QueryTraffic, priority_of, reason_scores
+from embedloop.feedback.click_model import ClickModel
+from embedloop.feedback.review import (
+    REASON_WEIGHTS,
+    QueryTraffic,
+    priority_of,
+    propose,
+    reason_scores,
+    relevance_chance,
+)
 
 ITEMS = [
     {"id": "A1", "text": "alpha fund one"},
@@ -142,14 +150,35 @@ def test_conflicting_clicks_and_disagreement_scores():
     t.picks.update({"A": 2, "B": 2})
     t.selection_ranks = [1, 2, 1, 2]
     active = [("A", 0.9), ("B", 0.5), ("C", 0.4)]
-    scores = reason_scores(t, active, other=[("C", 0.8), ("B", 0.7), ("D", 0.1)])
+    clicks = ClickModel(examination=[1.0, 0.5], prior=[0.6, 0.3], eps1=0.8, eps0=0.1)
+    clicks.posterior = {("q", "A"): 0.95, ("q", "B"): 0.5}
+    scores = reason_scores(t, active, other=[("C", 0.8), ("B", 0.7), ("D", 0.1)], clicks=clicks)
     assert scores["conflicting_clicks"] == (1.0, ["A", "B"])
     assert scores["model_disagreement"][0] == pytest.approx(0.5 + 0.5 * (1 - 2 / 3))
     assert scores["model_disagreement"][1][:2] == ["A", "C"]
-    assert scores["click_uncertain"][0] == pytest.approx(0.5 / 2)
+    # the click model is unsure about B (posterior 1/2): B is asked about first
+    assert scores["click_uncertain"] == (pytest.approx(1.0), ["B", "A", "A", "B", "C"])
+    assert "click_uncertain" not in reason_scores(t, active)  # no click model, no such reason
     priority, reason = priority_of(scores, searches=4)
     assert reason == "conflicting_clicks"
     assert priority > REASON_WEIGHTS["conflicting_clicks"]
+
+
+def test_click_model_weighs_the_chance_of_a_relevant_candidate():
+    clicks = ClickModel(examination=[1.0, 0.5, 0.3], prior=[0.5, 0.2, 0.1], eps1=0.8, eps0=0.1)
+    clicks.posterior = {("sure", "A"): 0.9, ("doubt", "X"): 0.02, ("doubt", "Y"): 0.02}
+    ranking = [("A", 0.9), ("B", 0.89), ("C", 0.5)]
+    # a logged pair has its posterior, an unlogged one the prior of its rank (deepest rank outside the list)
+    assert relevance_chance("sure", ["A", "B"], ranking, clicks) == pytest.approx(1 - 0.1 * 0.8)
+    assert relevance_chance("sure", ["Z"], ranking, clicks) == pytest.approx(0.1)
+    assert relevance_chance("sure", ["A"], ranking, None) == 1.0
+    # two queries with the same tie: the one whose candidates the logs say are irrelevant is asked later
+    traffic = {k: QueryTraffic(k, k, searches=3) for k in ("sure", "doubt")}
+    tied = {"sure": ranking, "doubt": [("X", 0.9), ("Y", 0.89), ("C", 0.2)]}
+    proposals = propose(traffic, tied, None, judged={}, clicks=clicks)
+    assert [p.query for p in proposals] == ["sure", "doubt"]
+    assert proposals[0].reason == proposals[1].reason == "tied_scores"
+    assert proposals[0].priority > proposals[1].priority
 
 
 def test_compare_with_a_second_ranking(loop: EmbedLoop):

@@ -19,15 +19,20 @@ reasons to ask, each in [0, 1]:
     The query was searched and nothing was ever selected: ``1 - 0.5 ** searches``.
     Candidates: the active model's top results.
 ``click_uncertain``
-    The click model cannot tell relevance from position: the share of the
-    query's selections made at rank 1 (where position alone draws clicks),
-    discounted by the evidence, ``rank1_share / sqrt(selections)``.
-    Candidates: the selected items, then the top results.
+    The click model (``feedback/click_model.py``, fitted on the same traffic)
+    cannot tell whether a click was a relevant one: ``4 p (1 - p)`` for the
+    selected item whose posterior relevance ``p`` is closest to 1/2 (1 at
+    ``p = 1/2``, 0 when the model is sure either way).
+    Candidates: the selected items, most uncertain first, then the top results.
 
-A question's priority is ``(best + 0.25 * rest) * (1 + 0.25 * ln(searches))``:
+A question's priority is
+``(best + 0.25 * rest) * (1 + 0.25 * ln(searches)) * (0.5 + 0.5 * chance)``:
 ``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
-``rest`` the sum of the other weighted scores, and frequent queries count more.
-Its ``reason`` is the reason with the largest weighted score.
+``rest`` the sum of the other weighted scores, frequent queries count more, and
+``chance`` is the click model's probability that at least one of the offered
+candidates is relevant (an answer that finds a relevant item teaches more than
+one that rejects them all). Its ``reason`` is the reason with the largest
+weighted score.
 
 Each question offers up to :data:`MAX_CANDIDATES` items not yet judged for
 that query, scored by the active model (at least :data:`MIN_CANDIDATES`).
@@ -50,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from embedloop.feedback import persistence as db
+from embedloop.feedback.click_model import ClickModel, click_log, fit_click_model
 from embedloop.models.encoder import encode_queries
 from embedloop.store import FeedbackStore
 from embedloop.training.examples import normalise_query
@@ -156,8 +162,12 @@ def reason_scores(
     t: QueryTraffic,
     active: list[tuple[str, float]],
     other: list[tuple[str, float]] | None = None,
+    clicks: ClickModel | None = None,
 ) -> dict[str, tuple[float, list[str]]]:
-    """Each reason's score in [0, 1] for one query and the items it would ask about."""
+    """Each reason's score in [0, 1] for one query and the items it would ask about.
+
+    ``clicks``: the click model fitted on the traffic; without it ``click_uncertain`` is not scored.
+    """
     out: dict[str, tuple[float, list[str]]] = {}
     top = [i for i, _s in active]
     if len(active) >= 2:
@@ -176,10 +186,37 @@ def reason_scores(
         out["model_disagreement"] = (score, list(dict.fromkeys([mine[0], theirs[0], *only])))
     if t.with_selection == 0:
         out["no_selection"] = (1.0 - 0.5**t.searches, top)
-    elif t.selection_ranks:
-        rank1 = sum(1 for r in t.selection_ranks if r == 1) / len(t.selection_ranks)
-        out["click_uncertain"] = (rank1 / math.sqrt(len(t.selection_ranks)), list(t.picks) + top)
+    elif clicks is not None:
+        doubt = {}
+        for item in t.picks:
+            p = clicks.relevance(t.key, item)
+            if p is not None:
+                doubt[item] = 4.0 * p * (1.0 - p)
+        if doubt:
+            ordered = sorted(doubt, key=lambda i: (-doubt[i], i))
+            out["click_uncertain"] = (max(doubt.values()), ordered + top)
     return out
+
+
+def relevance_chance(
+    key: str, candidates: Sequence[str], ranking: list[tuple[str, float]], clicks: ClickModel | None
+) -> float:
+    """P(at least one of ``candidates`` is relevant for query ``key``) under the click model (1.0 without one).
+
+    A pair the logs showed has its posterior; any other candidate the model's prior for the rank
+    the active model gives it (the prior of the deepest rank for items outside its top results).
+    """
+    if clicks is None or not clicks.prior:
+        return 1.0
+    rank_of = {item: r for r, (item, _s) in enumerate(ranking, start=1)}
+    none_relevant = 1.0
+    for item in candidates:
+        p = clicks.relevance(key, item)
+        if p is None:
+            rank = min(rank_of.get(item, len(clicks.prior)), len(clicks.prior))
+            p = clicks.prior[rank - 1]
+        none_relevant *= 1.0 - p
+    return 1.0 - none_relevant
 
 
 def priority_of(scores: dict[str, tuple[float, list[str]]], searches: int) -> tuple[float, str | None]:
@@ -209,11 +246,13 @@ def propose(
     other: dict[str, list[tuple[str, float]]] | None,
     judged: dict[str, set[str]],
     relevant: dict[str, set[str]] | None = None,
+    clicks: ClickModel | None = None,
 ) -> list[Proposal]:
     """Questions for every query worth asking about, highest priority first.
 
     ``judged``: items already judged per normalised query (never asked again); a reason whose
     items are all judged is moot, and so is ``no_selection`` once a query has a ``relevant`` item.
+    ``clicks``: the click model fitted on the traffic (``click_uncertain`` and the relevance chance).
     """
     relevant = relevant or {}
     out = []
@@ -222,7 +261,9 @@ def propose(
         known = judged.get(key, set())
         scores = {
             r: (s, items)
-            for r, (s, items) in reason_scores(t, ranking, other.get(key) if other is not None else None).items()
+            for r, (s, items) in reason_scores(
+                t, ranking, other.get(key) if other is not None else None, clicks
+            ).items()
             if any(i not in known for i in items) and not (r == "no_selection" and relevant.get(key))
         }
         priority, reason = priority_of(scores, t.searches)
@@ -233,6 +274,7 @@ def propose(
         candidates = [i for i in dict.fromkeys(ordered) if i not in known][:MAX_CANDIDATES]
         if len(candidates) < MIN_CANDIDATES:
             continue
+        priority *= 0.5 + 0.5 * relevance_chance(key, candidates, ranking, clicks)
         out.append(
             Proposal(t.query, reason, {r: round(s, 4) for r, (s, _i) in scores.items()}, round(priority, 4), candidates)
         )
@@ -343,7 +385,8 @@ def _refresh(
     max_searches: int,
 ) -> int:
     expire_stale(store, active_version)
-    traffic = group_traffic(db.recent_traffic(store, max_searches))
+    sessions = db.recent_traffic(store, max_searches)
+    traffic = group_traffic(sessions)
     asked = db.questions(store)
     blocked = {
         q["query_key"]
@@ -360,9 +403,10 @@ def _refresh(
     labels = db.current_labels(store)
     judged = {k: set(lab) for k, (_q, lab) in labels.items()}
     relevant = {k: {i for i, r in lab.items() if r} for k, (_q, lab) in labels.items()}
+    clicks = fit_click_model(click_log(sessions))  # every search: the examination curve needs them all
     revision = store.catalog_revision()
     rows = []
-    for p in propose(traffic, ranked, other, judged, relevant):
+    for p in propose(traffic, ranked, other, judged, relevant, clicks):
         known = dict(ranked.get(normalise_query(p.query), []))
         missing = [i for i in p.candidates if i not in known]
         if missing:
