@@ -606,7 +606,10 @@ class EmbedLoop:
         picked = check_id_list(selected, "selected", allow_empty=True)
         refused = check_id_list(rejected, "rejected", allow_empty=True)
         who = check_id(reviewer, "reviewer") if reviewer is not None else None
-        return answer_question(self.store, review_id, picked, refused, who)
+        result = answer_question(self.store, review_id, picked, refused, who)
+        if not result["duplicate"]:
+            self._judged_during_trial()
+        return result
 
     def record_judgment(self, query: str, item_id: str, relevant: bool, reviewer: str | None = None) -> dict[str, Any]:
         """Record that ``item_id`` is (``relevant=True``) or is not relevant to ``query``, without a question."""
@@ -617,7 +620,15 @@ class EmbedLoop:
         if not isinstance(relevant, bool):
             raise InvalidInputError(f"relevant must be true or false, got {relevant!r}.", field="relevant")
         who = check_id(reviewer, "reviewer") if reviewer is not None else None
-        return record_judgment(self.store, query, item_id, relevant, who).to_dict()
+        judgment = record_judgment(self.store, query, item_id, relevant, who)
+        if not judgment.duplicate:
+            self._judged_during_trial()
+        return judgment.to_dict()
+
+    def _judged_during_trial(self) -> None:
+        """A new judgment is trial evidence (``evaluation/trial_test.py``): check the running trial."""
+        if self._trial is not None:
+            self.check_trial()
 
     def judgments(
         self, query: str | None = None, *, reviewer: str | None = None, limit: int | None = None

@@ -8,7 +8,13 @@ import random
 import pytest
 
 from embedloop.evaluation.precheck import gate_alone, precheck
-from embedloop.evaluation.trial_test import SequentialTest, TrialEvidence, Verdict
+from embedloop.evaluation.trial_test import (
+    JUDGED_EFFECT,
+    SequentialTest,
+    TrialEvidence,
+    Verdict,
+    judged_outcome,
+)
 
 
 def run_trial(test: SequentialTest, p_win: float, p_decisive: float, rng: random.Random) -> tuple[Verdict, int]:
@@ -53,6 +59,42 @@ def test_a_better_candidate_is_promoted_with_power_1_minus_beta():
     promoted, _rejected, searches = rates(test, 0.60, trials=200)
     assert promoted >= 0.95
     assert searches[len(searches) // 2] < 1500
+
+
+def test_judged_outcome_compares_dcg_over_the_judged_relevant_items():
+    relevant = {"a", "b"}
+    assert judged_outcome(relevant, ["x", "a", "y"], ["a", "x", "y"]) == 1  # the candidate ranks a higher
+    assert judged_outcome(relevant, ["a", "b"], ["b", "a"]) == 0  # the same items at the same ranks overall
+    assert judged_outcome(relevant, ["a", "x"], ["x", "y"]) == -1  # the candidate lost a
+    assert judged_outcome(set(), ["a"], ["b"]) == 0
+    deep = ["x"] * 10 + ["a"]
+    assert judged_outcome(relevant, deep, ["y"] * 10) == 0  # beyond rank 10 nothing counts
+
+
+def test_judged_outcomes_add_their_own_factor_and_keep_the_error_bound():
+    test = SequentialTest(alpha=0.05, beta=0.05, min_effect=0.55, max_searches=3000)
+    clicks_only = TrialEvidence(100, 40, 30)
+    judged = TrialEvidence(100, 40, 30, judged_wins=3, judged_losses=1)
+    step = 3 * math.log(2 * JUDGED_EFFECT) + math.log(2 * (1 - JUDGED_EFFECT))
+    assert test.log_likelihood_ratio(judged) == pytest.approx(test.log_likelihood_ratio(clicks_only) + step)
+    report = test.report(judged)
+    assert report["judged_wins"] == 3 and report["judged_losses"] == 1
+    # eight net judged wins alone reach the promotion bound; a no-better candidate's judged outcomes are coin flips
+    assert test.decide(TrialEvidence(0, 0, 0, judged_wins=8)) is Verdict.PROMOTE
+    rng = random.Random(11)
+    promoted = 0
+    for _ in range(400):
+        wins = losses = jw = jl = 0
+        for n in range(1, 1001):
+            if rng.random() < 0.3:
+                wins, losses = (wins + 1, losses) if rng.random() < 0.5 else (wins, losses + 1)
+            if rng.random() < 0.05:  # a judgment now and then, no better either
+                jw, jl = (jw + 1, jl) if rng.random() < 0.5 else (jw, jl + 1)
+            verdict = test.decide(TrialEvidence(n, wins, losses, jw, jl))
+            if verdict is not Verdict.CONTINUE:
+                promoted += verdict is Verdict.PROMOTE
+                break
+    assert promoted / 400 <= 0.05
 
 
 def test_bounds_and_report():

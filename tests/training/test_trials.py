@@ -297,6 +297,41 @@ def test_the_review_queue_asks_where_the_candidate_on_trial_disagrees(trial_loop
     assert {"D3", "I3"} <= {c["item_id"] for c in asked[query]["candidates"][:2]}
 
 
+def test_judgments_recorded_during_a_trial_decide_it(trial_loop: EmbedLoop):
+    """No clicks at all: answers about where the two models disagree promote the better candidate."""
+    trial_loop.record_judgment("word0 shared thing", "I0", True)  # before the trial: not trial evidence
+    for query in INTENT:  # traffic the review queue asks about (before the trial: no trial searches)
+        trial_loop.search(query, k=5)
+    version = put_on_trial(trial_loop, OracleEncoder())
+    assert trial_loop.trial_status()["judged_wins"] == 0
+    for question in trial_loop.review_queue(limit=N):
+        assert trial_loop.status()["trial"] is not None
+        intended = INTENT[question["query"]]
+        offered = [c["item_id"] for c in question["candidates"]]
+        trial_loop.answer_review(
+            question["review_id"],
+            selected=[i for i in offered if i == intended],
+            rejected=[i for i in offered if i != intended],
+        )
+        if trial_loop.status()["trial"] is None:
+            break
+    assert trial_loop.active_version == version
+    last = trial_loop.trials()[0]
+    assert last["status"] == "promoted" and last["outcome"]["searches"] == 0
+    assert last["outcome"]["judged_wins"] >= 8 and last["outcome"]["judged_losses"] == 0
+
+
+def test_judgments_against_the_candidate_reject_it(trial_loop: EmbedLoop):
+    put_on_trial(trial_loop, RandomEncoder())
+    for query, intended in list(INTENT.items())[:12]:
+        trial_loop.record_judgment(query, intended, True)
+        if trial_loop.status()["trial"] is None:
+            break
+    assert trial_loop.active_version == 0
+    last = trial_loop.trials()[0]
+    assert last["status"] == "rejected" and last["outcome"]["judged_losses"] > last["outcome"]["judged_wins"]
+
+
 def put_on_trial_trained_on(loop: EmbedLoop, encoder, queries: list[str]) -> int:
     """``put_on_trial`` for a candidate whose training examples had ``queries``."""
     sv = loop.services()

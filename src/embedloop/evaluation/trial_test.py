@@ -26,12 +26,25 @@ often the test is looked at, which is what lets it run after every search):
   (no evidence either way): the active model stays. Truncation can only lower
   the probability of a promotion, so the ``alpha`` bound is unchanged.
 
+**Explicit judgments** (``review_queue`` answers, ``record_judgment``) recorded
+while the trial runs are a second stream of outcomes: for each judged query
+with a relevant item, both models' top 10 are scored by DCG over the judged-
+relevant items, and the query is a *judged win* for the candidate (higher),
+a *judged loss* (lower) or neither (:func:`judged_outcome`). They enter the
+same likelihood ratio with their own alternative, ``p = JUDGED_EFFECT``
+(0.75: a person comparing results is far less noisy than a click):
+``log LR += judged_wins * log(2 * 0.75) + judged_losses * log(2 * 0.25)``.
+Each stream's factor has expectation 1 when the models are equally good, so
+their product is still a martingale under the null and the bounds above hold
+unchanged. One judged win weighs as much as about four decisive searches.
+
 The primary metric is the candidate's win rate over decisive searches.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -46,15 +59,36 @@ class Verdict(StrEnum):
 
 #: The trial's primary metric.
 PRIMARY = "win_rate"
+#: The alternative win rate of a judged comparison (see the module docstring).
+JUDGED_EFFECT = 0.75
+#: Ranks of each model's list a judged comparison reads.
+JUDGED_DEPTH = 10
+
+
+def judged_outcome(relevant: set[str], active: Sequence[str], candidate: Sequence[str]) -> int:
+    """+1 when the candidate's list has more DCG over the ``relevant`` items than the active one's, -1 when less, 0 if equal.
+
+    Only the first :data:`JUDGED_DEPTH` results of each list count; items not judged relevant add nothing.
+    """
+
+    def dcg(ranking: Sequence[str]) -> float:
+        return sum(1.0 / math.log2(r + 1) for r, item in enumerate(ranking[:JUDGED_DEPTH], start=1) if item in relevant)
+
+    difference = dcg(candidate) - dcg(active)
+    if abs(difference) < 1e-9:
+        return 0
+    return 1 if difference > 0 else -1
 
 
 @dataclass(frozen=True)
 class TrialEvidence:
-    """The outcome counts of a trial's searches so far."""
+    """The outcome counts of a trial's searches (and of the queries judged during it) so far."""
 
     searches: int
     wins: int
     losses: int
+    judged_wins: int = 0
+    judged_losses: int = 0
 
     @property
     def ties(self) -> int:
@@ -94,8 +128,9 @@ class SequentialTest:
 
     def log_likelihood_ratio(self, evidence: TrialEvidence) -> float:
         """``log P(outcomes | p = min_effect) / P(outcomes | p = 1/2)``."""
-        p1 = self.min_effect
-        return evidence.wins * math.log(2.0 * p1) + evidence.losses * math.log(2.0 * (1.0 - p1))
+        p1, pj = self.min_effect, JUDGED_EFFECT
+        clicks = evidence.wins * math.log(2.0 * p1) + evidence.losses * math.log(2.0 * (1.0 - p1))
+        return clicks + evidence.judged_wins * math.log(2.0 * pj) + evidence.judged_losses * math.log(2.0 * (1.0 - pj))
 
     def decide(self, evidence: TrialEvidence) -> Verdict:
         """Promote, reject or continue on the evidence so far."""
@@ -124,6 +159,8 @@ class SequentialTest:
             "wins": evidence.wins,
             "losses": evidence.losses,
             "ties": evidence.ties,
+            "judged_wins": evidence.judged_wins,
+            "judged_losses": evidence.judged_losses,
             PRIMARY: round(evidence.wins / n, 4) if n else None,
             "z": round((evidence.wins - evidence.losses) / math.sqrt(n), 3) if n else 0.0,
             "statistic": round(llr, 4),

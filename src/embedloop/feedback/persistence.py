@@ -142,15 +142,17 @@ def export_judgments(store: FeedbackStore, fp: IO[str]) -> int:
     return count
 
 
-def current_labels(store: FeedbackStore) -> dict[str, tuple[str, dict[str, bool]]]:
-    """The label in force per normalised query: ``{key: (newest query text, {item_id: relevant})}``."""
+def current_labels(store: FeedbackStore, since: datetime | None = None) -> dict[str, tuple[str, dict[str, bool]]]:
+    """The label in force per normalised query: ``{key: (newest query text, {item_id: relevant})}``.
+
+    ``since``: only judgments recorded after it (e.g. while a trial runs).
+    """
     out: dict[str, tuple[str, dict[str, bool]]] = {}
+    stmt = select(judgments.c.query, judgments.c.query_key, judgments.c.item_id, judgments.c.relevant)
+    if since is not None:
+        stmt = stmt.where(judgments.c.created_at > since)
     with store.engine.connect() as conn:
-        rows = conn.execute(
-            select(judgments.c.query, judgments.c.query_key, judgments.c.item_id, judgments.c.relevant).order_by(
-                judgments.c.id
-            )
-        )
+        rows = conn.execute(stmt.order_by(judgments.c.id))
         for r in rows:
             _text, labels = out.get(r.query_key, (r.query, {}))
             labels[r.item_id] = bool(r.relevant)

@@ -21,11 +21,16 @@ from __future__ import annotations
 
 import logging
 import shutil
+import weakref
 from collections.abc import Iterable
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from embedloop.errors import TrainingInProgressError, TrialError
-from embedloop.evaluation.trial_test import SequentialTest, TrialEvidence, Verdict
+from embedloop.evaluation.trial_test import JUDGED_DEPTH, SequentialTest, TrialEvidence, Verdict, judged_outcome
+from embedloop.feedback.persistence import count_judgments, current_labels
+from embedloop.feedback.review import state_ranker
 from embedloop.index.faiss_index import VectorIndex
 from embedloop.registry.exports import remove_exports
 from embedloop.search.searcher import ServingState
@@ -49,6 +54,9 @@ from embedloop.store.trials import (
 from embedloop.training.services import Services
 
 logger = logging.getLogger(__name__)
+
+#: What a decided trial records as its outcome (run, manifest, trials row).
+OUTCOME_KEYS = ("searches", "wins", "losses", "ties", "judged_wins", "judged_losses", "win_rate", "z", "statistic")
 
 
 def test_of(trial: dict[str, Any]) -> SequentialTest:
@@ -126,12 +134,60 @@ def begin_trial(
     return trial_id
 
 
+#: Judged outcomes computed in this process: (store, trial id) -> (what they were computed from, (wins, losses)).
+_JUDGED: weakref.WeakKeyDictionary[Any, dict[int, tuple[tuple[Any, ...], tuple[int, int]]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def judged_outcomes(sv: Services, trial: dict[str, Any]) -> tuple[int, int]:
+    """(judged wins, judged losses) of the candidate over the queries judged since the trial started.
+
+    Both models rank each judged query (top :data:`JUDGED_DEPTH`) and
+    :func:`judged_outcome` compares them. Needs both serving states in this
+    process (every serving process loads the trial's candidate); without them
+    the trial counts clicks only. Recomputed only when the judgments, the
+    catalog or the states change.
+    """
+    active, candidate = sv.searcher.loaded_state, sv.searcher.candidate
+    if active is None or candidate is None or candidate.version != int(trial["candidate_version"]):
+        return 0, 0
+    started = datetime.fromisoformat(str(trial["started_at"]))
+    stamp = (count_judgments(sv.store, since=started), sv.store.catalog_revision(), active.version, candidate.version)
+    cached = _JUDGED.setdefault(sv.store, {}).get(int(trial["id"]))
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    labels = {
+        k: (q, {i for i, rel in lab.items() if rel}) for k, (q, lab) in current_labels(sv.store, since=started).items()
+    }
+    judged = [(q, relevant) for q, relevant in labels.values() if relevant]
+    wins = losses = 0
+    if judged:
+        queries = [q for q, _r in judged]
+        batch = sv.settings.encode_batch_size
+        ranked_active = state_ranker(active, batch)(queries, JUDGED_DEPTH)
+        ranked_candidate = state_ranker(candidate, batch)(queries, JUDGED_DEPTH)
+        for (_q, relevant), mine, theirs in zip(judged, ranked_active, ranked_candidate, strict=True):
+            outcome = judged_outcome(relevant, [i for i, _s in mine], [i for i, _s in theirs])
+            wins += outcome > 0
+            losses += outcome < 0
+    _JUDGED[sv.store][int(trial["id"])] = (stamp, (wins, losses))
+    return wins, losses
+
+
+def trial_evidence(sv: Services, trial: dict[str, Any]) -> TrialEvidence:
+    """The trial's evidence: its searches' outcomes (from the store) and the judged queries' (this process)."""
+    searched = evidence(sv.store, int(trial["id"]))
+    judged_wins, judged_losses = judged_outcomes(sv, trial)
+    return replace(searched, judged_wins=judged_wins, judged_losses=judged_losses)
+
+
 def trial_status(sv: Services) -> dict[str, Any] | None:
     """The open trial with its evidence and what the test would decide now, or ``None``."""
     trial = open_trial(sv.store)
     if trial is None:
         return None
-    return _describe(trial, evidence(sv.store, int(trial["id"])))
+    return _describe(trial, trial_evidence(sv, trial))
 
 
 def _describe(trial: dict[str, Any], ev: TrialEvidence) -> dict[str, Any]:
@@ -166,12 +222,12 @@ def check_trial(sv: Services) -> dict[str, Any] | None:
         except TrainingInProgressError:  # the claimant is switching right now: it finishes the job
             logger.info("Trial %d: the promotion is being completed by another process.", trial_id)
         return {**_describe(trial, evidence(sv.store, trial_id)), "decision": PROMOTED, "decided_here": False}
-    ev = evidence(sv.store, trial_id)
+    ev = trial_evidence(sv, trial)
     described = _describe(trial, ev)
     verdict = Verdict(described["decision"])
     if verdict is Verdict.CONTINUE:
         return {**described, "decided_here": False}
-    outcome = {k: described[k] for k in ("searches", "wins", "losses", "ties", "win_rate", "z", "statistic")}
+    outcome = {k: described[k] for k in OUTCOME_KEYS}
     reason = str(described["decision_reason"])
     if verdict is Verdict.PROMOTE:
         won = claim(sv.store, trial_id, to=PROMOTING, outcome=outcome, reason=reason)
@@ -192,9 +248,9 @@ def stop_trial(sv: Services, reason: str) -> dict[str, Any]:
     if trial is None or trial["status"] != RUNNING:
         raise TrialError("No trial is running; `embedloop models trial` shows the last one.")
     trial_id = int(trial["id"])
-    ev = evidence(sv.store, trial_id)
+    ev = trial_evidence(sv, trial)
     described = _describe(trial, ev)
-    outcome = {k: described[k] for k in ("searches", "wins", "losses", "ties", "win_rate", "z", "statistic")}
+    outcome = {k: described[k] for k in OUTCOME_KEYS}
     if not claim(sv.store, trial_id, to=STOPPED, outcome=outcome, reason=reason):
         raise TrialError(f"Trial {trial_id} was decided by another process just now; see `embedloop models trial`.")
     _retire_candidate(sv, trial, f"trial {trial_id} stopped: {reason}", outcome)
