@@ -43,6 +43,8 @@ def test_feedback_quality_tiny_run(tmp_path: Path) -> None:
         "3",
         "--trial-cap",
         "300",
+        "--trial-reviews",
+        "3",
         "--out",
         str(out),
     ]
@@ -69,6 +71,8 @@ def test_feedback_quality_tiny_run(tmp_path: Path) -> None:
     if cycle["status"] == "trial":  # the users' traffic decided it (or the benchmark's cap stopped it)
         assert cycle["trial"]["status"] in ("promoted", "rejected", "stopped")
         assert cycle["trial"]["sessions"] <= 300 and cycle["candidate_dev"] is not None
+        # the simulated reviewer answered questions during the trial; the outcome counts judged comparisons
+        assert cycle["trial"]["reviews"] >= 0 and "judged_wins" in (cycle["trial"]["outcome"] or {})
     assert "judge" in results and "judge_accuracy" in results["headline"]
     assert cycle["simulation"]["sessions"] == 40 and cycle["simulation"]["selections"] > 0
     headline = results["headline"]

@@ -59,6 +59,7 @@ from embedloop.benchmarks.beir import BeirData, load_beir
 from embedloop.evaluation.metrics import mean_ranking_metrics
 from embedloop.models.encoder import encode_queries
 from embedloop.simulation import ClickModel, simulate_search
+from embedloop.training.examples import normalise_query
 from embedloop.types import FeedbackSession
 
 logger = logging.getLogger(__name__)
@@ -176,19 +177,35 @@ def run_trial_traffic(
     args: argparse.Namespace,
     rng: random.Random,
 ) -> dict[str, Any]:
-    """Keep the simulated users searching until the running trial is decided (or ``--trial-cap`` sessions)."""
+    """Keep the simulated users searching until the running trial is decided (or ``--trial-cap`` sessions).
+
+    With ``--trial-reviews N`` a simulated reviewer also answers up to N review-queue questions after every
+    100 sessions (from the train judgments), so the trial hears judgments as well as clicks.
+    """
+    from embedloop.benchmarks.review import answer_queue
+
+    by_text = {normalise_query(data.queries[q]): q for q in train_qids if q in rel}
+
+    def relevant_of(query: str) -> set[str] | None:
+        qid = by_text.get(normalise_query(query))
+        return rel[qid] if qid is not None else None
+
     chunk = argparse.Namespace(**{**vars(args), "sessions": 100})
-    sessions = selections = 0
+    sessions = selections = answered = 0
     while loop.status()["trial"] is not None and sessions < args.trial_cap:
         sim = simulate_round(loop, data, train_qids, rel, chunk, rng)
         sessions += sim["sessions"]
         selections += sim["selections"]
+        reviews = getattr(args, "trial_reviews", 0)
+        if reviews and loop.status()["trial"] is not None:
+            answered += answer_queue(loop, reviews, relevant_of)["questions"]
     if loop.status()["trial"] is not None:  # the cap: the benchmark, not the product, gives up
         loop.stop_trial(f"benchmark traffic cap of {args.trial_cap} sessions reached")
     last = loop.trials(limit=1)[0]
     return {
         "sessions": sessions,
         "selections": selections,
+        "reviews": answered,
         "trial_id": last["id"],
         "status": last["status"],
         "outcome": last.get("outcome"),
@@ -621,6 +638,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=20_000,
         help="most simulated sessions a trial may take before the benchmark stops it (the product's own limit is "
         "trial_max_searches interleaved searches)",
+    )
+    p.add_argument(
+        "--trial-reviews",
+        type=int,
+        default=0,
+        metavar="N",
+        help="during every trial, a simulated reviewer answers up to N review-queue questions per 100 sessions "
+        "(from the train judgments); the answers count as trial evidence (default 0: clicks only)",
     )
     p.add_argument(
         "--review-budgets",
