@@ -56,7 +56,7 @@ from typing import Any
 import numpy as np
 
 from embedloop.benchmarks.beir import BeirData, load_beir
-from embedloop.evaluation.metrics import mean_ranking_metrics
+from embedloop.evaluation.metrics import mean_ranking_metrics, ndcg_at_k
 from embedloop.models.encoder import encode_queries
 from embedloop.simulation import ClickModel, simulate_search
 from embedloop.training.examples import normalise_query
@@ -84,16 +84,31 @@ DEFAULTS = {
     "scifact": {"sessions": 200, "rounds": 4, "corpus_limit": None, "threshold": 100},
 }
 METRICS = ("ndcg@10", "mrr@10", "recall@100")
+#: Key of the per-query NDCG@10 values in a dev result (``score_run(..., per_query=True)``).
+PER_QUERY = "per_query_ndcg@10"
 
 
 # ---------------------------------------------------------------- metrics
-def score_run(ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]]) -> dict[str, float]:
-    """Mean NDCG@10, MRR@10, Recall@100 over the queries of ``qrels`` (:mod:`embedloop.evaluation.metrics`)."""
+def score_run(
+    ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]], *, per_query: bool = False
+) -> dict[str, Any]:
+    """Mean NDCG@10, MRR@10, Recall@100 over the queries of ``qrels`` (:mod:`embedloop.evaluation.metrics`).
+
+    With ``per_query``, also ``PER_QUERY``: each scored query's NDCG@10, which the judge report pairs
+    between a candidate and its rival to tell a real dev change from sampling noise.
+    """
     runs = ((ranked.get(q, []), judged) for q, judged in qrels.items())
-    return mean_ranking_metrics(runs, 10, recall_k=100)
+    out: dict[str, Any] = mean_ranking_metrics(runs, 10, recall_k=100)
+    if per_query:
+        out[PER_QUERY] = {
+            q: round(ndcg_at_k(ranked.get(q, []), judged, 10), 6)
+            for q, judged in qrels.items()
+            if any(g > 0 for g in judged.values())
+        }
+    return out
 
 
-def evaluate_active(loop: Any, data: BeirData, split: str) -> dict[str, float]:
+def evaluate_active(loop: Any, data: BeirData, split: str) -> dict[str, Any]:
     """Dev metrics of the active version, through its encoder and serving index (no search log)."""
     state = loop.searcher.state
     qrels = data.qrels[split]
@@ -104,7 +119,7 @@ def evaluate_active(loop: Any, data: BeirData, split: str) -> dict[str, float]:
     for q, vec in zip(qids, vectors, strict=True):
         hits = loop.searcher.search_vector(state, vec[None, :], 100)
         ranked[q] = [state.items[key][0] for key, _score in hits]
-    out = score_run(ranked, qrels)
+    out = score_run(ranked, qrels, per_query=True)
     out["version"] = state.version
     return out
 
@@ -124,16 +139,14 @@ def evaluate_model(model: Any, data: BeirData, split: str, doc_ids: list[str], b
     return score_run(ranked, qrels)
 
 
-def score_candidate(
-    encoder: Any, corpus: np.ndarray, doc_ids: list[str], data: BeirData, split: str
-) -> dict[str, float]:
+def score_candidate(encoder: Any, corpus: np.ndarray, doc_ids: list[str], data: BeirData, split: str) -> dict[str, Any]:
     """Dev metrics of a candidate from its encoder and the catalog vectors the cycle computed (exact search)."""
     qrels = data.qrels[split]
     qids = sorted(qrels)
     vectors = encode_queries(encoder, [data.queries[q] for q in qids], batch_size=64)
     scores = vectors @ corpus.T
     top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
-    return score_run({q: [doc_ids[j] for j in row] for q, row in zip(qids, top, strict=True)}, qrels)
+    return score_run({q: [doc_ids[j] for j in row] for q, row in zip(qids, top, strict=True)}, qrels, per_query=True)
 
 
 class CandidateScorer:
@@ -145,7 +158,7 @@ class CandidateScorer:
 
     def __init__(self, data: BeirData, split: str) -> None:
         self.data, self.split = data, split
-        self.scores: dict[int, dict[str, float]] = {}
+        self.scores: dict[int, dict[str, Any]] = {}
 
     def __enter__(self) -> CandidateScorer:
         from embedloop.training import cycle
@@ -861,6 +874,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "cycles_promoted": len(promoted),
             "cycles_rejected": sum(c.get("final_status", c["status"]) in ("rejected", "stopped") for c in cycles),
             "judge_accuracy": judged["accuracy"],
+            "judge_accuracy_resolved": judged["accuracy_resolved"],
             "median_trial_searches": judged["median_trial_searches"],
             "cycles_skipped": sum(c["status"] == "skipped" for c in cycles),
             "cycles_failed": sum(c["status"] == "failed" for c in cycles),
@@ -887,6 +901,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 #: Dev NDCG@10 changes within this band count as ties, where either verdict is right.
 TIE_BAND = 0.003
+#: A dev change is *resolved* when it is more than this many paired standard errors from zero.
+RESOLVED_Z = 1.96
+
+
+def paired_change(candidate: dict[str, Any], rival: dict[str, Any]) -> tuple[float | None, int]:
+    """Standard error of the mean per-query NDCG@10 difference (candidate - rival), and the queries paired.
+
+    ``None`` when either side has no per-query values (results written before they were recorded).
+    """
+    a, b = candidate.get(PER_QUERY) or {}, rival.get(PER_QUERY) or {}
+    shared = sorted(a.keys() & b.keys())
+    if len(shared) < 2:
+        return None, len(shared)
+    diffs = np.array([a[q] - b[q] for q in shared])
+    return float(diffs.std(ddof=1) / np.sqrt(len(diffs))), len(shared)
 
 
 def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str, Any]:
@@ -894,13 +923,17 @@ def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str
 
     The change is the candidate's dev NDCG@10 minus that of the model it competed with (the active one
     when it was trained); changes within ``TIE_BAND`` count as ties, where either verdict is right.
+    Each change also gets its paired standard error over the dev queries: a change within
+    ``RESOLVED_Z`` standard errors of zero is *unresolved* — the dev split cannot tell its sign, so a
+    verdict on it is right or wrong by chance. ``accuracy_resolved`` counts only the resolved ones.
     """
     rows = []
-    before = base["ndcg@10"]
+    rival = base
     for c in cycles:
         cand = c.get("candidate_dev")
         if cand is not None:
-            change = cand["ndcg@10"] - before
+            change = cand["ndcg@10"] - rival["ndcg@10"]
+            se, paired = paired_change(cand, rival)
             promoted = c.get("final_status", c["status"]) == "promoted"
             right = abs(change) <= TIE_BAND or (change > 0) == promoted
             trial = c.get("trial") or {}
@@ -913,14 +946,20 @@ def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str
                     "trial_sessions": trial.get("sessions"),
                     "verdict": c.get("final_status", c["status"]),
                     "dev_change": round(change, 5),
+                    "dev_change_se": round(se, 5) if se is not None else None,
+                    "dev_queries_paired": paired,
+                    "resolved": se is not None and abs(change) > max(TIE_BAND, RESOLVED_Z * se),
                     "right": right,
                 }
             )
-        before = c["dev"]["ndcg@10"]
+        rival = c["dev"]
     searches = sorted(r["trial_searches"] for r in rows if r["trial_searches"] is not None)
+    resolved = [r for r in rows if r["resolved"]]
     return {
         "candidates": rows,
         "accuracy": round(sum(r["right"] for r in rows) / len(rows), 4) if rows else None,
+        "resolved": len(resolved),
+        "accuracy_resolved": round(sum(r["right"] for r in resolved) / len(resolved), 4) if resolved else None,
         "median_trial_searches": searches[len(searches) // 2] if searches else None,
         "promoted_worse_than_0.005": [r for r in rows if r["verdict"] == "promoted" and r["dev_change"] < -0.005],
     }
