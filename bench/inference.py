@@ -226,7 +226,7 @@ def export_encoders(model_dir: Path, work: Path, tag: str, torch_model: Any | No
 
 def score_backends(encoders: dict[str, Any], data: Any) -> dict[str, Any]:
     """Dev metrics of each encoder (corpus and queries embedded by it), with its NDCG@10 change against torch."""
-    from embedloop.benchmarks.quality import score_run
+    from embedloop.benchmarks.quality import PER_QUERY, paired_change, score_run
 
     doc_ids = list(data.corpus)
     qrels = data.qrels["dev"]
@@ -238,12 +238,16 @@ def score_backends(encoders: dict[str, Any], data: Any) -> dict[str, Any]:
         queries = encoder.encode_query([data.queries[q] for q in qids], batch_size=64)
         top = np.argsort(-(queries @ docs.T), axis=1)[:, :100]
         ranked = {q: [doc_ids[j] for j in row] for q, row in zip(qids, top, strict=True)}
-        out[name] = {k: round(v, 4) for k, v in score_run(ranked, qrels).items() if k != "queries"}
+        scores = score_run(ranked, qrels, per_query=True)
+        out[name] = {k: round(v, 4) for k, v in scores.items() if k not in ("queries", PER_QUERY)}
+        out[name][PER_QUERY] = scores[PER_QUERY]
         out[name]["seconds"] = round(time.perf_counter() - tick, 1)
-        log.info("quality %s: %s", name, out[name])
+        log.info("quality %s: %s", name, {k: v for k, v in out[name].items() if k != PER_QUERY})
     for name in encoders:
         if name != "torch":
             out[name]["ndcg@10_delta"] = round(out[name]["ndcg@10"] - out["torch"]["ndcg@10"], 4)
+            se, _paired = paired_change(out[name], out["torch"])  # per-query paired standard error of the change
+            out[name]["ndcg@10_delta_se"] = round(se, 4) if se is not None else None
     return out
 
 
@@ -391,10 +395,16 @@ def render(results: dict[str, Any]) -> str:
             qq = entry[model]
             lines.append(
                 f"| {name} dev NDCG@10, {model.replace('_', '-')} ({entry['docs']} docs, {entry['queries']} queries) "
-                f"| {qq['torch']['ndcg@10']} | {qq['onnx']['ndcg@10']} ({qq['onnx']['ndcg@10_delta']:+}) "
-                f"| {qq['onnx-int8']['ndcg@10']} ({qq['onnx-int8']['ndcg@10_delta']:+}) |"
+                f"| {qq['torch']['ndcg@10']} | {qq['onnx']['ndcg@10']} ({_delta(qq['onnx'])}) "
+                f"| {qq['onnx-int8']['ndcg@10']} ({_delta(qq['onnx-int8'])}) |"
             )
     return "\n".join(lines)
+
+
+def _delta(entry: dict[str, Any]) -> str:
+    """``+0.0013 ± 0.0021``: the NDCG@10 change against torch with its paired standard error (when known)."""
+    se = entry.get("ndcg@10_delta_se")
+    return f"{entry['ndcg@10_delta']:+}" + (f" ± {se}" if se is not None else "")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
