@@ -716,6 +716,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         tick = time.perf_counter()
         items = [{"id": d, "text": t} for d, t in sorted(data.corpus.items())]
         loop = index_corpus(settings, items, args.dataset, args.index_cache)
+        # the serving loop's coin flips (which searches a trial interleaves, team-draft turns) are random in
+        # production; seeded here so that a run repeats exactly
+        loop._trial_rng.seed(args.seed)
         timings["index_seconds"] = round(time.perf_counter() - tick, 2)
         # the base model's vectors of every doc (sorted ids), from the v0 serving index: used to mine oracle negatives
         state0 = loop.searcher.state
