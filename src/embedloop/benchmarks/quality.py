@@ -518,6 +518,11 @@ def load_base_model(loop: Any) -> Any:
 
 
 # ---------------------------------------------------------------- chart
+def _verdict(cycle: dict[str, Any]) -> str:
+    """A cycle's final verdict: a trial's outcome when it went to one, else the cycle's status."""
+    return str(cycle.get("final_status", cycle["status"]))
+
+
 def write_chart(results: dict[str, Any], path: Path) -> bool:
     """A PNG of each dev metric per cycle, with the base and oracle lines; ``False`` without matplotlib.
 
@@ -545,7 +550,10 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
         ys = [results["base"][metric]] + [c["dev"][metric] for c in cycles]
         ax.plot(xs, ys, "-", color="tab:blue", label="feedback loop (active model)")
         for x, c in zip(xs[1:], cycles, strict=True):
-            ax.scatter([x], [c["dev"][metric]], color=colors.get(c["status"], "black"), zorder=3, s=30)
+            color = colors.get(_verdict(c), "black")
+            ax.scatter([x], [c["dev"][metric]], color=color, zorder=3, s=30)
+            if c.get("candidate_dev") and _verdict(c) != "promoted":  # the candidate it turned away, scored anyway
+                ax.scatter([x], [c["candidate_dev"][metric]], facecolors="none", edgecolors=color, zorder=3, s=40)
         ax.scatter([0], [ys[0]], color="tab:blue", zorder=3, s=30)
         naive = (results.get("naive") or {}).get("cycles") or []
         if naive:
@@ -566,9 +574,12 @@ def write_chart(results: dict[str, Any], path: Path) -> bool:
         ax.set_xticks(xs)
     handles, labels = axes[0].get_legend_handles_labels()
     for status, color in colors.items():
-        if any(c["status"] == status for c in cycles):
+        if any(_verdict(c) == status for c in cycles):
             handles.append(plt.Line2D([], [], marker="o", linestyle="", color=color))
             labels.append(f"cycle {status}")
+    if any(c.get("candidate_dev") and _verdict(c) != "promoted" for c in cycles):
+        handles.append(plt.Line2D([], [], marker="o", linestyle="", markerfacecolor="none", color="tab:red"))
+        labels.append("candidate not promoted (scored on dev anyway)")
     cfg = results["config"]
     fig.suptitle(
         f"{cfg['dataset']} · {cfg['model']} · {cfg['rounds']}×{cfg['sessions']} sessions · θ={cfg['theta']} "
