@@ -14,7 +14,8 @@ Figures (see ``docs/inference.md``):
 5. ``--quality``: dev NDCG@10 / MRR@10 / Recall@100 per backend on SciFact and NFCorpus
    (``--quality-datasets``), for the base model and for a version fine-tuned on
    ``--fine-tune-pairs`` judged train pairs, exported like a promoted version
-   (``--quality-docs`` limits the corpus, keeping every judged document);
+   (``--quality-docs`` limits the corpus, keeping every judged document); each backend's change
+   against torch comes with its paired standard error over the dev queries;
 6. ``--mpnet``: all-mpnet-base-v2 on onnx-int8 vs MiniLM on torch (catalog items/s, query p50):
    whether the spec's default model fits the demo's budget.
 

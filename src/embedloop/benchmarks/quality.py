@@ -89,6 +89,11 @@ PER_QUERY = "per_query_ndcg@10"
 
 
 # ---------------------------------------------------------------- metrics
+def _verdict(cycle: dict[str, Any]) -> str:
+    """A cycle's final verdict: a trial's outcome when it went to one, else the cycle's status."""
+    return str(cycle.get("final_status", cycle["status"]))
+
+
 def score_run(
     ranked: dict[str, list[str]], qrels: dict[str, dict[str, int]], *, per_query: bool = False
 ) -> dict[str, Any]:
@@ -518,11 +523,6 @@ def load_base_model(loop: Any) -> Any:
 
 
 # ---------------------------------------------------------------- chart
-def _verdict(cycle: dict[str, Any]) -> str:
-    """A cycle's final verdict: a trial's outcome when it went to one, else the cycle's status."""
-    return str(cycle.get("final_status", cycle["status"]))
-
-
 def write_chart(results: dict[str, Any], path: Path) -> bool:
     """A PNG of each dev metric per cycle, with the base and oracle lines; ``False`` without matplotlib.
 
@@ -844,7 +844,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         return round((final[metric] - base[metric]) / denom, 4)
 
     judged = judge_report(base, cycles)
-    promoted = [c for c in cycles if c.get("final_status", c["status"]) == "promoted"]
+    promoted = [c for c in cycles if _verdict(c) == "promoted"]
     worse = [
         {"round": c["round"], "version": c["version"], "ndcg@10": c["dev"]["ndcg@10"]}
         for c in promoted
@@ -886,7 +886,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "naive_ndcg@10": naive_cycles[-1]["dev"]["ndcg@10"] if naive_cycles else None,
             "beats_naive": final["ndcg@10"] > naive_cycles[-1]["dev"]["ndcg@10"] if naive_cycles else None,
             "cycles_promoted": len(promoted),
-            "cycles_rejected": sum(c.get("final_status", c["status"]) in ("rejected", "stopped") for c in cycles),
+            "cycles_rejected": sum(_verdict(c) in ("rejected", "stopped") for c in cycles),
             "judge_accuracy": judged["accuracy"],
             "judge_accuracy_resolved": judged["accuracy_resolved"],
             "median_trial_searches": judged["median_trial_searches"],
@@ -948,7 +948,7 @@ def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str
         if cand is not None:
             change = cand["ndcg@10"] - rival["ndcg@10"]
             se, paired = paired_change(cand, rival)
-            promoted = c.get("final_status", c["status"]) == "promoted"
+            promoted = _verdict(c) == "promoted"
             right = abs(change) <= TIE_BAND or (change > 0) == promoted
             trial = c.get("trial") or {}
             rows.append(
@@ -958,7 +958,7 @@ def judge_report(base: dict[str, Any], cycles: list[dict[str, Any]]) -> dict[str
                     "precheck": "pass" if c["status"] in ("trial", "promoted") else "stop",
                     "trial_searches": (trial.get("outcome") or {}).get("searches"),
                     "trial_sessions": trial.get("sessions"),
-                    "verdict": c.get("final_status", c["status"]),
+                    "verdict": _verdict(c),
                     "dev_change": round(change, 5),
                     "dev_change_se": round(se, 5) if se is not None else None,
                     "dev_queries_paired": paired,
