@@ -50,6 +50,7 @@ def test_url_database_is_passed_through(tmp_path: Path):
         ("EMBEDLOOP_LOSS", "hinge", "'mnrl'"),
         ("EMBEDLOOP_POSITION_BIAS", "maybe", "boolean"),
         ("EMBEDLOOP_TRIAL_QUERIES", "some", "'unseen', 'all'"),
+        ("EMBEDLOOP_MAX_TRAIN_EXAMPLES", "3", "0 (no limit) or at least min_train_examples"),
     ],
 )
 def test_bad_values_name_variable_value_and_allowed(env: str, value: str, fragment: str):

@@ -147,6 +147,9 @@ class Settings:
     holdout_fraction: float = 0.2
     min_holdout_queries: int = 5
     min_train_examples: int = 10
+    #: Most click examples one cycle trains on (0 = no limit): the newest window's first, then the
+    #: best-supported older pairs (training/examples.py, ``cap_examples``). Bounds the cycle time.
+    max_train_examples: int = 5000
     domain_examples_path: Path | None = None
     #: Lease length of the single-flight training lock; a crashed trainer's lock expires after it.
     lock_ttl_seconds: float = 30.0
@@ -384,6 +387,12 @@ def _validate(s: Settings) -> None:
     _check(s.min_holdout_queries >= 1, "min_holdout_queries", s.min_holdout_queries, "must be >= 1")
     _check(s.lock_ttl_seconds >= 1.0, "lock_ttl_seconds", s.lock_ttl_seconds, "must be >= 1")
     _check(s.min_train_examples >= 1, "min_train_examples", s.min_train_examples, "must be >= 1")
+    _check(
+        s.max_train_examples == 0 or s.max_train_examples >= s.min_train_examples,
+        "max_train_examples",
+        s.max_train_examples,
+        "must be 0 (no limit) or at least min_train_examples",
+    )
     _check(8 <= s.max_seq_length <= 8192, "max_seq_length", s.max_seq_length, "must be between 8 and 8192")
     _check(1 <= s.encode_batch_size <= 4096, "encode_batch_size", s.encode_batch_size, "must be between 1 and 4096")
     if s.torch_threads is not None:

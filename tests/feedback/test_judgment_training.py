@@ -113,3 +113,25 @@ def test_overruled_sessions_and_judgments_since(loop: EmbedLoop):
     assert before[0].selected_ids == ["APLE", "AAPL"]  # the input is not changed
     stamp = loop.store.feedback_sessions()[-1].created_at
     assert count_judgments(loop.store, since=stamp) == 1
+
+
+def test_max_train_examples_bounds_the_next_cycle_and_keeps_judgments(settings, finance_items):
+    from dataclasses import replace
+
+    from embedloop.models.encoder import HashingEncoder
+
+    with EmbedLoop(replace(settings, max_train_examples=0, min_train_examples=5), encoder=HashingEncoder()) as free:
+        free.add_items(finance_items)
+        for n in range(40):
+            free.record_feedback(f"tesla shares {n}", shown=["SPY", "TSLA", "MSFT"], selected=["TSLA"])
+        free.record_judgment("apple stock", "AAPL", True)
+        everything, _ = next_training_examples(free.services())
+    with EmbedLoop(replace(settings, max_train_examples=10, min_train_examples=5), encoder=HashingEncoder()) as capped:
+        examples, _ = next_training_examples(capped.services())
+    clicks = [ex for ex in examples if ex.source == "feedback"]
+    all_clicks = [ex for ex in everything if ex.source == "feedback"]
+    assert len(all_clicks) > 10 and len(clicks) == 10
+    # nothing has been trained yet, so the whole log is the newest window: its ten newest pairs stay
+    newest = sorted((ex.newest_seq for ex in all_clicks), reverse=True)[:10]
+    assert sorted(ex.newest_seq for ex in clicks) == sorted(newest)
+    assert any(ex.source == "judgment" for ex in examples)  # judgments are never capped away

@@ -9,7 +9,9 @@ from feedback_sim import session
 
 from embedloop import InvalidInputError
 from embedloop.training.examples import (
+    TrainingExample,
     add_mined_negatives,
+    cap_examples,
     examples_from_sessions,
     read_domain_examples,
     selected_by_query,
@@ -32,6 +34,30 @@ def test_negatives_skip_above_then_shown_with_false_negative_guard():
     assert aapl.negatives == ["MSFT", "TSLA"]
     assert len([e for e in examples.values() if e.positive == "AAPL"]) == 1  # merged duplicates
     assert examples[("tesla", "TSLA")].negatives == ["AAPL"]
+
+
+def test_merged_examples_count_their_sessions_and_keep_the_newest_selection():
+    guard = selected_by_query(SESSIONS)
+    by_pair = {(e.query.lower().split()[0], e.positive): e for e in examples_from_sessions(SESSIONS, guard=guard)}
+    assert (by_pair[("apple", "AAPL")].clicks, by_pair[("apple", "AAPL")].newest_seq) == (2, 2)
+    assert (by_pair[("tesla", "TSLA")].clicks, by_pair[("tesla", "TSLA")].newest_seq) == (1, 4)
+
+
+def test_cap_keeps_the_newest_window_then_the_best_supported_pairs():
+    old_popular = [session("old popular", ["A", "B"], ["A"], seq) for seq in (1, 2, 3)]
+    old_once = [session(f"old {i}", ["A", "B"], ["A"], 10 + i) for i in range(3)]
+    new = [session(f"new {i}", ["A", "B"], ["A"], 100 + i) for i in range(2)]
+    sessions = old_popular + old_once + new
+    examples = examples_from_sessions(sessions, guard=selected_by_query(sessions))
+    judged = TrainingExample("judged", "B", ["A"], source="judgment")
+    capped = cap_examples([*examples, judged], 4, since=50)
+    queries = [e.query for e in capped]
+    # both new pairs, then the pair three sessions chose, then the newest of the single-click old pairs
+    assert queries == ["old popular", "old 2", "new 0", "new 1", "judged"]  # input order kept; judgments kept
+    assert cap_examples(examples, 0, since=50) == examples  # 0: no limit
+    assert cap_examples(examples, 10, since=50) == examples  # under the limit: untouched
+    only_new = cap_examples(examples, 1, since=50)
+    assert [e.query for e in only_new] == ["new 1"]  # a window over the limit keeps its newest
 
 
 def test_sources_and_position_bias():

@@ -43,6 +43,7 @@ from embedloop.store.trials import open_trial
 from embedloop.training.examples import (
     TrainingExample,
     add_mined_negatives,
+    cap_examples,
     examples_from_sessions,
     expand_by_weight,
     normalise_query,
@@ -302,7 +303,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
     timings: dict[str, float] = {}
     sizes = window.sizes
     try:
-        examples, texts = _build_examples(sv, state, window.split.train, window.sessions)
+        examples, texts = _build_examples(sv, state, window.split.train, window.sessions, since=window.since)
 
         def skip(reason: str) -> dict[str, Any]:
             sizes_now = {"train_size": len(examples), "holdout_size": len(window.split.holdout)}
@@ -551,11 +552,16 @@ def next_training_examples(sv: Services) -> tuple[list[TrainingExample], dict[st
     """The training examples (and item texts) the next cycle would use."""
     sessions = sv.store.feedback_sessions()
     split = split_by_query(sessions, sv.settings.holdout_fraction)
-    return _build_examples(sv, sv.state, split.train, sessions)
+    return _build_examples(sv, sv.state, split.train, sessions, since=last_trained_seq(sv.store))
 
 
 def _build_examples(
-    sv: Services, state: ServingState, train: list[FeedbackSession], all_sessions: list[FeedbackSession]
+    sv: Services,
+    state: ServingState,
+    train: list[FeedbackSession],
+    all_sessions: list[FeedbackSession],
+    *,
+    since: int = 0,
 ) -> tuple[list[TrainingExample], dict[str, str]]:
     """Stage 2: training examples from the training sessions (and the texts they name)."""
     s = sv.settings
@@ -568,6 +574,8 @@ def _build_examples(
     from embedloop.feedback.judgments import judgment_holdout, merge_judgments
 
     examples = merge_judgments(sv.store, examples, guard, holdout=judgment_holdout(sv.store))
+    # replay makes the training set grow with the traffic: bound it, newest window first (examples.py)
+    examples = cap_examples(examples, s.max_train_examples, since=since)
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)

@@ -10,7 +10,10 @@ positive pair (the spec's). Negatives, in order of trust:
    shown as selected (hard negatives from the index).
 
 A false-negative guard drops any candidate negative that was ever selected for
-the same (normalised) query. Identical (query, positive) pairs are merged.
+the same (normalised) query. Identical (query, positive) pairs are merged; the
+merged example counts the sessions that selected it (its support) and keeps the
+newest selection's sequence number, which ``cap_examples`` uses to bound a
+cycle's training set as feedback accumulates.
 With ``position_bias`` the example is repeated by its inverse propensity:
 a selection at rank r is worth ``r ** theta`` (capped), since users examine
 low ranks less often (Joachims et al., 2017, "Unbiased Learning-to-Rank").
@@ -59,6 +62,10 @@ class TrainingExample:
     unverified: list[str] = field(default_factory=list)
     #: The click model's P(relevant | clicks) of (query, positive), when one was fitted.
     relevance: float | None = None
+    #: Sessions that selected this positive for this query (merged examples add up).
+    clicks: int = 1
+    #: Sequence number of the newest of those selections (0 when unknown).
+    newest_seq: int = 0
 
 
 def selected_by_query(sessions: Iterable[FeedbackSession]) -> dict[str, set[str]]:
@@ -90,7 +97,7 @@ def examples_from_sessions(
         never = guard.get(key_q, set())
         shown = s.shown
         last = max((r or 0 for _i, r, _s in s.selected), default=0)
-        for item, rank, _seq in s.selected:
+        for item, rank, seq in s.selected:
             above = shown[: (rank or 1) - 1] if rank else []
             skip_above = [i for i in above if i not in never] if "skip_above" in sources else []
             others = [i for i in shown if i not in never and i not in above and i != item] if "shown" in sources else []
@@ -107,11 +114,46 @@ def examples_from_sessions(
                 ex.trusted.extend(n for n in skip_above if n not in ex.trusted)
                 ex.unverified.extend(n for n in unverified if n not in ex.unverified and n not in ex.negatives)
                 ex.weight = max(ex.weight, weight)
+                ex.clicks += 1
+                ex.newest_seq = max(ex.newest_seq, seq)
             else:
                 merged[key] = TrainingExample(
-                    s.query, item, skip_above + others, weight, rank, trusted=list(skip_above), unverified=unverified
+                    s.query,
+                    item,
+                    skip_above + others,
+                    weight,
+                    rank,
+                    trusted=list(skip_above),
+                    unverified=unverified,
+                    newest_seq=seq,
                 )
     return list(merged.values())
+
+
+def cap_examples(examples: Sequence[TrainingExample], limit: int, *, since: int) -> list[TrainingExample]:
+    """At most ``limit`` click examples: the newest window's first, then the best-supported older ones.
+
+    With replay every cycle trains on all feedback so far, so its training time grows with the
+    traffic (each trial adds thousands of interleaved sessions). Over the limit, the examples whose
+    newest selection came after ``since`` (the last finished cycle) are kept first — a cycle must
+    learn from its own window — ordered by support (sessions that selected the pair), then by
+    recency; older pairs fill what is left by the same order. Examples that are not clicks
+    (explicit judgments, ``source != "feedback"``) are always kept and do not count. ``limit`` 0
+    keeps everything. The input order is preserved among the kept examples.
+    """
+    clicks = [ex for ex in examples if ex.source == "feedback"]
+    if limit <= 0 or len(clicks) <= limit:
+        return list(examples)
+    ranked = sorted(clicks, key=lambda ex: (ex.newest_seq > since, ex.clicks, ex.newest_seq), reverse=True)
+    kept = {id(ex) for ex in ranked[:limit]}
+    logger.info(
+        "Capped the click examples at max_train_examples=%d: kept %d of %d (%d from the newest window)",
+        limit,
+        limit,
+        len(clicks),
+        sum(1 for ex in ranked[:limit] if ex.newest_seq > since),
+    )
+    return [ex for ex in examples if ex.source != "feedback" or id(ex) in kept]
 
 
 def add_mined_negatives(
