@@ -574,8 +574,6 @@ def _build_examples(
     from embedloop.feedback.judgments import judgment_holdout, merge_judgments
 
     examples = merge_judgments(sv.store, examples, guard, holdout=judgment_holdout(sv.store))
-    # replay makes the training set grow with the traffic: bound it, newest window first (examples.py)
-    examples = cap_examples(examples, s.max_train_examples, since=since)
 
     def mine(queries: list[str], n: int) -> list[list[str]]:
         vectors = encode_queries(state.encoder, queries, batch_size=s.encode_batch_size)
@@ -586,6 +584,8 @@ def _build_examples(
     mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives) if "mined" in sources else 0
     # the training signal's options: click-model positives and margin-checked negatives (training/signal.py)
     examples, _signal = refine_examples(examples, settings=s, store=sv.store, state=state, guard=guard)
+    # replay makes the training set grow with the traffic: bound it, newest window first (examples.py)
+    examples = cap_examples(examples, s.max_train_examples, since=since)
     ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
     texts = sv.store.iter_item_texts(ids)
     examples = [ex for ex in examples if ex.positive in texts]
