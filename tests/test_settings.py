@@ -99,19 +99,19 @@ def test_training_signal_options_are_validated(field: str, value: object, fragme
         Settings(**{field: value})
 
 
-def test_training_signal_options_default_off_and_read_from_env(tmp_path: Path):
+def test_training_signal_defaults_and_read_from_env(tmp_path: Path):
     s = Settings()
     assert (s.click_model, s.safe_negatives, s.weight_averaging, s.train_from, s.multi_task, s.exploration) == (
-        "off",
+        "pbm",
         False,
         1.0,
         "active",
         False,
         "off",
     )
-    env = {"EMBEDLOOP_CLICK_MODEL": "pbm", "EMBEDLOOP_WEIGHT_AVERAGING": "0.5", "EMBEDLOOP_MULTI_TASK": "true"}
+    env = {"EMBEDLOOP_CLICK_MODEL": "off", "EMBEDLOOP_WEIGHT_AVERAGING": "0.5", "EMBEDLOOP_MULTI_TASK": "true"}
     s = Settings.from_env(env)
-    assert (s.click_model, s.weight_averaging, s.multi_task) == ("pbm", 0.5, True)
+    assert (s.click_model, s.weight_averaging, s.multi_task) == ("off", 0.5, True)
 
 
 def test_trial_queries_default_and_environment():

@@ -155,9 +155,11 @@ class Settings:
     lock_ttl_seconds: float = 30.0
     max_seq_length: int = 128
 
-    # Training signal (issue 11; docs/training.md, "The training signal"). Defaults chosen by the ablation.
-    #: "pbm": weight/filter click positives by a position-based click model's P(relevant | clicks); "off".
-    click_model: str = "off"
+    # Training signal (issue 11; docs/training.md, "The training signal"). Defaults chosen by the benchmarks.
+    #: "pbm": weight/filter click positives by a position-based click model's P(relevant | clicks) pooled
+    #: over every search of the query; "off": every click is a positive. pbm gained more and trained on
+    #: fewer, cleaner examples over several rounds on SciFact and NFCorpus (docs/benchmarks-quality.md).
+    click_model: str = "pbm"
     #: With a click model, positives whose P(relevant) is below this are dropped.
     click_min_relevance: float = 0.5
     #: Shown results below the last selection and mined negatives must pass a similarity margin to be negatives.
