@@ -57,7 +57,7 @@ def test_cap_keeps_the_newest_window_then_the_best_supported_pairs():
     assert cap_examples(examples, 0, since=50) == examples  # 0: no limit
     assert cap_examples(examples, 10, since=50) == examples  # under the limit: untouched
     only_new = cap_examples(examples, 1, since=50)
-    assert [e.query for e in only_new] == ["new 1"]  # a window over the limit keeps its newest
+    assert [e.query for e in only_new] == ["new 1"]  # a window over the limit: by support, then the newest
 
 
 def test_sources_and_position_bias():

@@ -147,8 +147,7 @@ def cap_examples(examples: Sequence[TrainingExample], limit: int, *, since: int)
     ranked = sorted(clicks, key=lambda ex: (ex.newest_seq > since, ex.clicks, ex.newest_seq), reverse=True)
     kept = {id(ex) for ex in ranked[:limit]}
     logger.info(
-        "Capped the click examples at max_train_examples=%d: kept %d of %d (%d from the newest window)",
-        limit,
+        "Capped the click examples at max_train_examples=%d of %d (%d kept from the newest window)",
         limit,
         len(clicks),
         sum(1 for ex in ranked[:limit] if ex.newest_seq > since),
