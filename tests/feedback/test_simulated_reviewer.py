@@ -5,7 +5,13 @@ from __future__ import annotations
 import random
 
 from embedloop import EmbedLoop
-from embedloop.benchmarks.review import answer_queue, answer_random, simulated_answer, summarise
+from embedloop.benchmarks.review import (
+    answer_queue,
+    answer_random,
+    gate_verdicts,
+    simulated_answer,
+    summarise,
+)
 
 QRELS = {"apple stock": {"AAPL"}, "tesla": {"TSLA"}, "microsoft": {"MSFT"}}
 
@@ -39,3 +45,35 @@ def test_summarise_gain_per_answer():
     }
     out = summarise(arms, [10])["10"]
     assert out["queue_beats_random"] and out["ratio"] == 3.0
+
+
+def test_gate_verdicts_check_the_precheck_against_dev():
+    def arm(status, source, active, cand, dev):
+        metrics = {"active": {"triplet_accuracy": active}, "candidate": {"triplet_accuracy": cand}}
+        return {
+            "status": status,
+            "holdout_source": source,
+            "holdout_metrics": metrics,
+            "candidate_dev": {"ndcg@10": dev},
+        }
+
+    arms = {
+        "clicks": arm("rejected", "clicks", 0.80, 0.79, 0.52),  # rejected a dev gain: wrong
+        "queue@50": arm("trial", "judgments", 0.60, 0.70, 0.53),  # passed a dev gain: right
+        "random@50": arm("rejected", "judgments", 0.65, 0.60, 0.49),  # rejected a dev loss: right
+        "queue@25": {"status": "skipped", "holdout_metrics": {}, "candidate_dev": {"ndcg@10": 0.5}},
+    }
+    out = gate_verdicts(arms, {"ndcg@10": 0.50})
+    assert set(out["arms"]) == {"clicks", "queue@50", "random@50"}
+    assert out["arms"]["clicks"] == {
+        "source": "clicks",
+        "verdict": "reject",
+        "holdout_accuracy_delta": -0.01,
+        "dev_delta": 0.02,
+        "correct": False,
+        "sign_agrees": False,
+    }
+    assert out["by_source"] == {
+        "clicks": {"arms": 1, "correct": 0, "sign_agrees": 0},
+        "judgments": {"arms": 2, "correct": 2, "sign_agrees": 2},
+    }

@@ -31,6 +31,7 @@ def test_cycle_with_every_signal_option_on(loop_settings: Settings):
         result = loop.fine_tune(force=True)
         assert result["status"] in ("promoted", "rejected"), result
         assert result["train_examples"] >= settings.min_train_examples
+        assert result["holdout_source"] == "clicks"  # no judgments: the pre-check read held-out clicks
 
 
 def test_fine_tuner_averages_multi_task_training_back_toward_the_start(loop_settings: Settings, tmp_path):

@@ -992,7 +992,7 @@ def _review_benchmark(
     base: dict[str, float],
 ) -> dict[str, Any]:
     """One round of clicks, then the reviewer arms of :mod:`embedloop.benchmarks.review`; writes review.json."""
-    from embedloop.benchmarks.review import run_review_arms
+    from embedloop.benchmarks.review import gate_verdicts, run_review_arms
 
     budgets = [int(b) for b in str(args.review_budgets).split(",") if b.strip()]
     sim = simulate_round(loop, data, train_qids, rel_train, args, rng)
@@ -1008,6 +1008,7 @@ def _review_benchmark(
         args.seed,
         scorer=lambda: CandidateScorer(data, args.eval_split),
     )
+    review["gate"] = gate_verdicts(review["arms"], base)
     results = {"benchmark": "review_queue", "config": vars(args), "base": base, "clicks_round": sim, **review}
     (out_dir / "review.json").write_text(json.dumps(results, indent=2, default=_json_default))
     logger.info("Review summary: %s", review["summary"])

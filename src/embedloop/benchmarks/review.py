@@ -140,6 +140,9 @@ def run_review_arms(
             "answers": spent,
             "status": cycle["status"],
             "reasons": cycle.get("reasons", []),
+            # what the pre-check read (held-out judgments or clicks) and what it measured there
+            "holdout_source": cycle.get("holdout_source"),
+            "holdout_metrics": cycle.get("metrics", {}),
             "dev": dev,
             "candidate_dev": candidate_dev,
             "seconds": round(time.perf_counter() - tick, 1),
@@ -166,3 +169,38 @@ def summarise(
             "queue_beats_random": q > r,
         }
     return out
+
+
+def gate_verdicts(arms: dict[str, Any], base: dict[str, float], metric: str = "ndcg@10") -> dict[str, Any]:
+    """Did each arm's pre-check read its candidate right? The truth is the candidate's dev gain over ``base``.
+
+    Per arm: the held-out set the pre-check read (``judgments`` once enough are held out, else
+    ``clicks``), its verdict (``pass`` unless the candidate was rejected), the held-out
+    triplet-accuracy change it saw, the dev change, and whether verdict and sign agree
+    (``correct``: a pass for a dev gain, a rejection for a dev loss). Totals per source.
+    """
+    from embedloop.evaluation.precheck import PRIMARY
+
+    rows: dict[str, Any] = {}
+    totals: dict[str, Counter[str]] = {}
+    for name, arm in arms.items():
+        held = arm.get("holdout_metrics") or {}
+        if "active" not in held or "candidate" not in held:
+            continue  # the cycle stopped before scoring (skipped)
+        seen = held["candidate"][PRIMARY] - held["active"][PRIMARY]
+        dev = arm["candidate_dev"][metric] - base[metric]
+        passed = arm["status"] != "rejected"
+        source = arm.get("holdout_source") or "clicks"
+        rows[name] = {
+            "source": source,
+            "verdict": "pass" if passed else "reject",
+            "holdout_accuracy_delta": round(seen, 4),
+            "dev_delta": round(dev, 4),
+            "correct": passed == (dev > 0),
+            "sign_agrees": (seen > 0) == (dev > 0),
+        }
+        count = totals.setdefault(source, Counter())
+        count["arms"] += 1
+        count["correct"] += rows[name]["correct"]
+        count["sign_agrees"] += rows[name]["sign_agrees"]
+    return {"arms": rows, "by_source": {k: dict(v) for k, v in totals.items()}}

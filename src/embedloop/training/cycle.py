@@ -330,6 +330,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
             "new_events": window.new_events,
             "train_examples": len(examples),
             "holdout_sessions": len(window.split.holdout),
+            "holdout_source": held.source,
             **sizes,
         }
         if reasons:
