@@ -99,6 +99,12 @@ def test_training_signal_options_are_validated(field: str, value: object, fragme
         Settings(**{field: value})
 
 
+def test_auto_averaging_and_a_fixed_mixing_weight_exclude_each_other():
+    assert Settings(auto_averaging=True).weight_averaging == 1.0
+    with pytest.raises(ConfigError, match="EMBEDLOOP_WEIGHT_AVERAGING=0.5 is not valid: must stay 1.0 when auto"):
+        Settings(auto_averaging=True, weight_averaging=0.5)
+
+
 def test_training_signal_defaults_and_read_from_env(tmp_path: Path):
     s = Settings()
     assert (s.click_model, s.safe_negatives, s.weight_averaging, s.train_from, s.multi_task, s.exploration) == (

@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from embedloop.errors import ConfigError
-from embedloop.training.averaging import average_into, interpolate, snapshot
+from embedloop.training.averaging import GRID, average_into, choose_alpha, interpolate, snapshot
 
 
 def tiny(seed: int) -> nn.Module:
@@ -55,3 +55,23 @@ def test_mismatched_models_are_refused_with_a_reason():
         interpolate(a.state_dict(), other, 0.5)
     with pytest.raises(ConfigError, match="alpha"):
         interpolate(a.state_dict(), snapshot(a), 1.5)
+
+
+def test_choose_alpha_loads_the_best_scoring_interpolation():
+    trained, start = tiny(0), snapshot(tiny(1))
+    weights = snapshot(trained)
+    key = "0.weight"
+    # a score that peaks at a quarter of the way from the start to the trained weights
+    target = 0.25 * weights[key] + 0.75 * start[key]
+    alpha, scores = choose_alpha(trained, start, lambda m: -float((m.state_dict()[key] - target).abs().sum()))
+    assert alpha == 0.25 and set(scores) == set(GRID)
+    assert torch.allclose(trained.state_dict()[key], target)
+
+
+def test_choose_alpha_keeps_the_start_when_nothing_beats_it_and_ties_go_to_the_larger_step():
+    trained, start = tiny(0), snapshot(tiny(1))
+    key = "0.weight"
+    alpha, _ = choose_alpha(trained, start, lambda m: -float((m.state_dict()[key] - start[key]).abs().sum()))
+    assert alpha == 0.0 and torch.equal(trained.state_dict()[key], start[key])
+    alpha, scores = choose_alpha(tiny(0), start, lambda m: 0.5)
+    assert alpha == 1.0 and set(scores.values()) == {0.5}

@@ -60,3 +60,18 @@ def test_fine_tuner_averages_multi_task_training_back_toward_the_start(loop_sett
     key = key if key in trained else next(k for k, v in trained.items() if v.is_floating_point() and v.dim() == 2)
     assert not torch.allclose(trained[key], start[key])
     assert torch.allclose(averaged[key], 0.5 * trained[key] + 0.5 * start[key], atol=1e-5)
+
+
+def test_cycle_chooses_the_mixing_weight_on_held_out_feedback(loop_settings: Settings):
+    with EmbedLoop(loop_settings.replace(auto_averaging=True, epochs=1)) as loop:
+        loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])
+        simulate(loop, rounds=1)
+        result = loop.fine_tune(force=True)
+        assert result["status"] in ("promoted", "rejected"), result
+        manifest = loop.registry.manifest(result["version"])
+    chosen = manifest["training"]["averaging"]
+    assert set(chosen["scores"]) == {"0.0", "0.25", "0.5", "0.75", "1.0"}
+    best = max(chosen["scores"].values())
+    assert chosen["scores"][str(chosen["alpha"])] == best
+    # the pre-check scored the chosen model: its held-out accuracy is the best score in the search
+    assert manifest["metrics"]["candidate"]["triplet_accuracy"] == pytest.approx(best, abs=1e-4)

@@ -12,12 +12,15 @@ candidate back toward its parent (or, with ``train_from="base"``, the base) boun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from embedloop.errors import ConfigError
+
+#: Mixing weights ``auto_averaging`` tries, from the starting weights (0) to the trained ones (1).
+GRID = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
 def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -54,3 +57,27 @@ def average_into(model: nn.Module, start: Mapping[str, torch.Tensor], alpha: flo
         return
     with torch.no_grad():
         model.load_state_dict(interpolate(model.state_dict(), start, alpha))
+
+
+def choose_alpha(
+    model: nn.Module,
+    start: Mapping[str, torch.Tensor],
+    score: Callable[[nn.Module], float],
+    grid: tuple[float, ...] = GRID,
+) -> tuple[float, dict[float, float]]:
+    """Load into ``model`` the interpolation of its trained weights with ``start`` that ``score`` rates best.
+
+    ``score(model)``: higher is better (the cycle passes held-out triplet accuracy). Ties go to the
+    larger step: training is trusted unless the held-out evidence says a smaller step is better.
+    ``alpha = 0`` is the starting model itself: when nothing beats it, the candidate is the start
+    and the pre-check sees no gain. Returns the chosen alpha and every alpha's score.
+    """
+    trained = snapshot(model)
+    scores: dict[float, float] = {}
+    with torch.no_grad():
+        for alpha in grid:
+            model.load_state_dict(interpolate(trained, start, alpha))
+            scores[alpha] = float(score(model))
+        best = max(grid, key=lambda a: (round(scores[a], 6), a))
+        model.load_state_dict(interpolate(trained, start, best))
+    return best, scores

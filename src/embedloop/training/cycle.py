@@ -227,12 +227,26 @@ def holdout(sv: Services, window: Window, texts: dict[str, str]) -> Holdout:
 
 
 def train(
-    sv: Services, state: ServingState, examples: list[TrainingExample], texts: dict[str, str], corpus: list[str]
+    sv: Services,
+    state: ServingState,
+    examples: list[TrainingExample],
+    texts: dict[str, str],
+    corpus: list[str],
+    held: Holdout | None = None,
 ) -> Candidate:
-    """Stage 4: train a candidate version in the active version's training mode setting."""
+    """Stage 4: train a candidate version in the active version's training mode setting.
+
+    ``held``: with ``auto_averaging``, the mixing weight is chosen on its triplet accuracy.
+    """
     s = sv.settings
     version = sv.registry.next_version()
     if s.training_mode is TrainingMode.FULL:
+        triplets = held.triplets if s.auto_averaging and held is not None else None
+
+        def select(model: Any) -> float:  # the held-out triplet accuracy of a (re-weighted) model
+            assert triplets is not None
+            return triplets(SentenceTransformerEncoder(model))[PRIMARY]
+
         trained = EmbeddingFineTuner(s).train(
             # full mode trains from the document generation's model, or from the base (train_from="base")
             sv.model_path(0 if s.train_from == "base" else state.index_version),
@@ -240,13 +254,16 @@ def train(
             texts,
             sv.registry.model_dir(version),
             distill_texts=corpus,
+            select=select if triplets is not None else None,
         )
-        info = {
+        info: dict[str, Any] = {
             "rows": trained.rows,
             "steps": trained.steps,
             "train_loss": trained.train_loss,
             "examples_per_second": round(trained.examples_per_second, 2),
         }
+        if trained.averaging is not None:
+            info["averaging"] = trained.averaging
         # evaluated, put on trial and served on the configured inference backend: like with like
         encoder, exports = serving_candidate(sv.registry, version, s, SentenceTransformerEncoder(trained.model))
         return Candidate(version, encoder, info, exports=exports)
@@ -317,7 +334,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
             return skip("held-out feedback has no skipped results to compare selections against")
 
         tick = time.perf_counter()
-        candidate = train(sv, state, examples, texts, held.texts)
+        candidate = train(sv, state, examples, texts, held.texts, held)
         version = candidate.version
         set_run_version(store, run_id, version)
         timings["train_seconds"] = round(time.perf_counter() - tick, 3)

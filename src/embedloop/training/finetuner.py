@@ -15,7 +15,7 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from typing import Any
 from embedloop.errors import TrainingDataError
 from embedloop.progress import library_progress, progress_enabled
 from embedloop.settings import LossName, Settings
-from embedloop.training.averaging import average_into, snapshot
+from embedloop.training.averaging import average_into, choose_alpha, snapshot
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
 from embedloop.training.multitask import multitask_columns, multitask_losses
@@ -41,6 +41,8 @@ class TrainResult:
     seconds: float
     train_loss: float | None
     model: Any = None
+    #: With ``auto_averaging``: the chosen mixing weight and the held-out score of every one tried.
+    averaging: dict[str, Any] | None = None
 
     @property
     def examples_per_second(self) -> float:
@@ -104,11 +106,14 @@ class EmbeddingFineTuner:
         *,
         distill_texts: Sequence[str] = (),
         judgments: Sequence[TrainingExample] = (),
+        select: Callable[[Any], float] | None = None,
     ) -> TrainResult:
         """Train from ``parent`` (a folder or a loaded model) and save the candidate to ``output_dir``.
 
         ``judgments``: judged examples (``training.multitask.judged_examples``); with
         ``multi_task`` they train as their own dataset, otherwise they join the click examples.
+        ``select(model)``: a held-out score (higher is better); with ``auto_averaging`` the saved
+        weights are the interpolation between the start and the trained weights it rates best.
         """
         from datasets import Dataset
         from sentence_transformers import (
@@ -176,16 +181,27 @@ class EmbeddingFineTuner:
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
-        anchor = snapshot(model) if s.weight_averaging < 1.0 else None  # issue 11: WiSE-FT
+        auto = s.auto_averaging and select is not None
+        anchor = snapshot(model) if s.weight_averaging < 1.0 or auto else None  # issue 11: WiSE-FT
         started = time.perf_counter()
         try:
             output = trainer.train()
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
-        if anchor is not None:
+        seconds = time.perf_counter() - started
+        averaging: dict[str, Any] | None = None
+        if anchor is not None and auto and select is not None:
+            tick = time.perf_counter()
+            alpha, scores = choose_alpha(model, anchor, select)
+            averaging = {
+                "alpha": alpha,
+                "scores": {str(a): round(v, 4) for a, v in scores.items()},
+                "seconds": round(time.perf_counter() - tick, 2),
+            }
+            logger.info("Chose the mixing weight %g on held-out feedback (score by weight: %s)", alpha, scores)
+        elif anchor is not None:
             average_into(model, anchor, s.weight_averaging)
             logger.info("Averaged the trained weights with the starting ones (alpha %g)", s.weight_averaging)
-        seconds = time.perf_counter() - started
         if trainer.is_world_process_zero():  # under torchrun, one process writes the weights
             output_dir.mkdir(parents=True, exist_ok=True)
             model.save(str(output_dir))
@@ -196,4 +212,5 @@ class EmbeddingFineTuner:
             seconds=seconds,
             train_loss=float(output.training_loss) if output.training_loss is not None else None,
             model=model,
+            averaging=averaging,
         )
