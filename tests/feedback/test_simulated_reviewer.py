@@ -6,6 +6,7 @@ import random
 
 from embedloop import EmbedLoop
 from embedloop.benchmarks.review import (
+    LabelChanges,
     answer_queue,
     answer_random,
     gate_verdicts,
@@ -40,11 +41,15 @@ def test_queue_and_random_arms_spend_their_budget(fake_loop: EmbedLoop, finance_
 def test_summarise_gain_per_answer():
     arms = {
         "clicks": {"candidate_dev": {"ndcg@10": 0.5}},
-        "queue@10": {"candidate_dev": {"ndcg@10": 0.53}},
+        "queue@10": {
+            "candidate_dev": {"ndcg@10": 0.53},
+            "answers": {"questions": 10, "questions_changing_labels": 6},
+        },
         "random@10": {"candidate_dev": {"ndcg@10": 0.51}},
     }
     out = summarise(arms, [10])["10"]
     assert out["queue_beats_random"] and out["ratio"] == 3.0
+    assert out["queue_label_change_share"] == 0.6 and "random_label_change_share" not in out
 
 
 def test_gate_verdicts_check_the_precheck_against_dev():
@@ -77,3 +82,14 @@ def test_gate_verdicts_check_the_precheck_against_dev():
         "clicks": {"arms": 1, "correct": 0, "sign_agrees": 0},
         "judgments": {"arms": 2, "correct": 2, "sign_agrees": 2},
     }
+
+
+def test_label_changes_count_new_positives_and_overruled_clicks(fake_loop: EmbedLoop, finance_items):
+    fake_loop.add_items(finance_items)
+    fake_loop.record_feedback("Apple stock", shown=["APLE", "AAPL", "MSFT"], selected=["APLE"])
+    fake_loop.record_feedback("tesla", shown=["TSLA", "SPY"], selected=["TSLA"])
+    changes = LabelChanges(fake_loop)
+    changes.add("apple STOCK", selected=["AAPL"], rejected=["APLE", "MSFT"])  # a new positive, a click overruled
+    changes.add("tesla", selected=["TSLA"], rejected=["SPY"])  # confirms the click: no change
+    changes.add("microsoft", selected=[], rejected=["MSFT"])  # never clicked, judged irrelevant: no change
+    assert changes.report() == {"questions_changing_labels": 1, "new_positives": 1, "overruled_clicks": 1}

@@ -40,9 +40,43 @@ def simulated_answer(candidates: Sequence[str], relevant: set[str]) -> tuple[lis
     return [c for c in candidates if c in relevant], [c for c in candidates if c not in relevant]
 
 
+def clicked_items(loop: Any) -> dict[str, set[str]]:
+    """Every item selected for each (normalised) query in the logged traffic."""
+    out: dict[str, set[str]] = {}
+    for session in recent_traffic(loop.store, 1_000_000):
+        out.setdefault(normalise_query(session.query), set()).update(item for item, *_ in session.selected)
+    return out
+
+
+class LabelChanges:
+    """What the answers change against the clicks: a training label the clicks alone would not give.
+
+    Per question: relevant items nobody clicked (new positives) and clicked items judged irrelevant
+    (a click-positive overruled). A question that does neither only confirms what the clicks said.
+    """
+
+    def __init__(self, loop: Any) -> None:
+        self.clicked = clicked_items(loop)
+        self.counts: Counter[str] = Counter()
+
+    def add(self, query: str, selected: Sequence[str], rejected: Sequence[str]) -> None:
+        """Count one answered question about ``query``."""
+        clicked = self.clicked.get(normalise_query(query), set())
+        new = sum(item not in clicked for item in selected)
+        overruled = sum(item in clicked for item in rejected)
+        self.counts["new_positives"] += new
+        self.counts["overruled_clicks"] += overruled
+        self.counts["questions_changing_labels"] += bool(new or overruled)
+
+    def report(self) -> dict[str, int]:
+        """The totals so far."""
+        return {k: self.counts[k] for k in ("questions_changing_labels", "new_positives", "overruled_clicks")}
+
+
 def answer_queue(loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None]) -> dict[str, Any]:
     """Answer up to ``budget`` questions of the review queue, most useful first."""
     answered, judgments, positives = 0, 0, 0
+    changes = LabelChanges(loop)
     reasons: Counter[str] = Counter()
     skipped: set[str] = set()
     while answered < budget:
@@ -60,11 +94,18 @@ def answer_queue(loop: Any, budget: int, relevant_of: Callable[[str], set[str] |
                 continue
             selected, rejected = simulated_answer([c["item_id"] for c in q["candidates"]], relevant)
             loop.answer_review(q["review_id"], selected=selected, rejected=rejected, reviewer="simulated")
+            changes.add(q["query"], selected, rejected)
             answered += 1
             judgments += len(selected) + len(rejected)
             positives += len(selected)
             reasons[q["reason"]] += 1
-    return {"questions": answered, "judgments": judgments, "relevant_found": positives, "reasons": dict(reasons)}
+    return {
+        "questions": answered,
+        "judgments": judgments,
+        "relevant_found": positives,
+        "reasons": dict(reasons),
+        **changes.report(),
+    }
 
 
 def answer_random(
@@ -75,13 +116,16 @@ def answer_random(
     picked = rng.sample(queries, min(budget, len(queries)))
     ranked = state_ranker(loop.searcher.state, loop.settings.encode_batch_size)(picked, MAX_CANDIDATES)
     judgments = positives = 0
+    changes = LabelChanges(loop)
     for query, top in zip(picked, ranked, strict=True):
         relevant = relevant_of(query) or set()
+        selected, rejected = simulated_answer([item_id for item_id, _score in top], relevant)
         for item_id, _score in top:
             loop.record_judgment(query, item_id, relevant=item_id in relevant, reviewer="simulated-random")
             judgments += 1
             positives += item_id in relevant
-    return {"questions": len(picked), "judgments": judgments, "relevant_found": positives}
+        changes.add(query, selected, rejected)
+    return {"questions": len(picked), "judgments": judgments, "relevant_found": positives, **changes.report()}
 
 
 def run_review_arms(
@@ -168,6 +212,11 @@ def summarise(
             "ratio": round(per_q / per_r, 3) if per_r > 0 else None,
             "queue_beats_random": q > r,
         }
+        for strategy in ("queue", "random"):  # share of answers that changed a label the clicks gave
+            spent = arms[f"{strategy}@{b}"].get("answers", {})
+            if spent.get("questions"):
+                share = spent.get("questions_changing_labels", 0) / spent["questions"]
+                out[str(b)][f"{strategy}_label_change_share"] = round(share, 3)
     return out
 
 
