@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
 from embedloop import EmbedLoop
 from embedloop.benchmarks.review import (
     LabelChanges,
     answer_queue,
     answer_random,
     gate_verdicts,
+    pool_seeds,
     simulated_answer,
     summarise,
 )
@@ -93,3 +96,33 @@ def test_label_changes_count_new_positives_and_overruled_clicks(fake_loop: Embed
     changes.add("tesla", selected=["TSLA"], rejected=["SPY"])  # confirms the click: no change
     changes.add("microsoft", selected=[], rejected=["MSFT"])  # never clicked, judged irrelevant: no change
     assert changes.report() == {"questions_changing_labels": 1, "new_positives": 1, "overruled_clicks": 1}
+
+
+def review_run(clicks: float, queue: float, rand: float, changing: int) -> dict:
+    arms = {
+        "clicks": {"candidate_dev": {"ndcg@10": clicks}},
+        "queue@10": {
+            "candidate_dev": {"ndcg@10": queue},
+            "answers": {"questions": 10, "relevant_found": 4, "questions_changing_labels": changing},
+        },
+        "random@10": {
+            "candidate_dev": {"ndcg@10": rand},
+            "answers": {"questions": 10, "relevant_found": 7, "questions_changing_labels": 3},
+        },
+    }
+    gate = {"by_source": {"clicks": {"arms": 3, "correct": 1, "sign_agrees": 2}}}
+    return {"summary": summarise(arms, [10]), "arms": arms, "gate": gate}
+
+
+def test_pool_seeds_pairs_the_arms_within_each_seed():
+    runs = [review_run(0.50, 0.53, 0.51, 6), review_run(0.60, 0.61, 0.62, 4)]
+    out = pool_seeds(runs)
+    ten = out["budgets"]["10"]
+    assert out["seeds"] == 2 and ten["seeds"] == 2
+    assert ten["queue_minus_clicks"]["mean"] == pytest.approx(0.02)
+    assert ten["random_minus_clicks"]["mean"] == pytest.approx(0.015)
+    assert ten["queue_minus_random"] == {"mean": pytest.approx(0.005), "se": pytest.approx(0.015)}
+    assert ten["queue_wins"] == 1 and ten["gain_per_answer_ratio"] == pytest.approx(1.333, abs=1e-3)
+    assert ten["queue"] == {"questions": 20, "relevant_found": 8, "label_change_share": 0.5}
+    assert ten["random"]["label_change_share"] == 0.3
+    assert out["gate"] == {"clicks": {"arms": 6, "correct": 2, "sign_agrees": 4}}

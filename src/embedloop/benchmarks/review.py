@@ -253,3 +253,56 @@ def gate_verdicts(arms: dict[str, Any], base: dict[str, float], metric: str = "n
         count["correct"] += rows[name]["correct"]
         count["sign_agrees"] += rows[name]["sign_agrees"]
     return {"arms": rows, "by_source": {k: dict(v) for k, v in totals.items()}}
+
+
+def _mean_se(values: Sequence[float]) -> dict[str, float]:
+    n = len(values)
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return {"mean": round(mean, 5), "se": round((var / n) ** 0.5, 5)}
+
+
+def pool_seeds(runs: Sequence[dict[str, Any]], metric: str = "ndcg@10") -> dict[str, Any]:
+    """Several ``review.json`` results (one per seed) pooled: the paired differences' mean and standard error.
+
+    Per budget: queue - clicks, random - clicks and queue - random (each seed's arms share its clicks,
+    so the differences are paired), the ratio of the mean gains per answer, the share of seeds where
+    the queue won, relevant items found and label-changing answers summed over seeds. ``gate``: every
+    arm's pre-check verdict against its dev gain, counted by the held-out set it read.
+    """
+    budgets = sorted({int(b) for run in runs for b in run["summary"] if b.isdigit()})
+    out: dict[str, Any] = {"seeds": len(runs), "budgets": {}}
+    for b in budgets:
+        rows = [run for run in runs if str(b) in run["summary"]]
+        clicks = [run["summary"]["clicks_" + metric] for run in rows]
+        queue = [run["summary"][str(b)]["queue_" + metric] for run in rows]
+        rand = [run["summary"][str(b)]["random_" + metric] for run in rows]
+        q_gain = [q - c for q, c in zip(queue, clicks, strict=True)]
+        r_gain = [r - c for r, c in zip(rand, clicks, strict=True)]
+        entry: dict[str, Any] = {
+            "seeds": len(rows),
+            "queue_minus_clicks": _mean_se(q_gain),
+            "random_minus_clicks": _mean_se(r_gain),
+            "queue_minus_random": _mean_se([q - r for q, r in zip(queue, rand, strict=True)]),
+            "queue_wins": sum(q > r for q, r in zip(queue, rand, strict=True)),
+        }
+        mean_r = sum(r_gain) / len(r_gain)
+        entry["gain_per_answer_ratio"] = round(sum(q_gain) / len(q_gain) / mean_r, 3) if mean_r > 0 else None
+        for strategy in ("queue", "random"):
+            answers = [run["arms"][f"{strategy}@{b}"]["answers"] for run in rows]
+            counted = [a for a in answers if "questions_changing_labels" in a]
+            entry[strategy] = {
+                "questions": sum(a["questions"] for a in answers),
+                "relevant_found": sum(a.get("relevant_found", 0) for a in answers),
+            }
+            if counted:
+                asked = sum(a["questions"] for a in counted)
+                changing = sum(a["questions_changing_labels"] for a in counted)
+                entry[strategy]["label_change_share"] = round(changing / asked, 3) if asked else None
+        out["budgets"][str(b)] = entry
+    gate: dict[str, Counter[str]] = {}
+    for run in runs:
+        for source, counts in run.get("gate", {}).get("by_source", {}).items():
+            gate.setdefault(source, Counter()).update(counts)
+    out["gate"] = {source: dict(counts) for source, counts in gate.items()}
+    return out

@@ -1,0 +1,49 @@
+#!/usr/bin/env python
+"""Pool the simulated reviewer's results over several seeds (issue 13).
+
+One ``embedloop bench quality --review-budgets ... --seed S`` run per seed writes ``review.json``;
+this prints, per budget, the mean and standard error of queue - clicks, random - clicks and
+queue - random (paired within each seed), how often the queue won, the relevant items found, the
+share of answers that changed a label the clicks gave, and the pre-check's verdicts against dev by
+the held-out set it read. See ``embedloop.benchmarks.review.pool_seeds``.
+
+    for S in 1 2 3 4 5 6 7 8; do
+      embedloop bench quality --dataset scifact --corpus-limit 1500 --review-budgets 25,50,100 --seed $S \\
+          --no-oracle --no-naive --out runs/review-seed$S
+    done
+    python bench/review_seeds.py runs/review-seed*/review.json --out review-seeds.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if (HERE.parent / "src").is_dir() and str(HERE.parent / "src") not in sys.path:
+    sys.path.insert(0, str(HERE.parent / "src"))
+
+from embedloop.benchmarks.review import pool_seeds  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", nargs="+", type=Path, help="review.json files, one per seed")
+    parser.add_argument("--out", type=Path, help="also write the pooled result here")
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.results if not p.is_file()]
+    if missing:
+        parser.error(f"no such file: {', '.join(missing)} (each run of --review-budgets writes review.json)")
+    runs = [json.loads(p.read_text()) for p in args.results]
+    pooled = {"files": [str(p) for p in args.results], **pool_seeds(runs)}
+    text = json.dumps(pooled, indent=2)
+    if args.out:
+        args.out.write_text(text + "\n")
+    sys.stdout.write(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
