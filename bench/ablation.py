@@ -131,6 +131,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="base_set", action="append", default=[], help="KEY=VALUE for every config")
     p.add_argument("--no-oracle", action="store_true")
     p.add_argument(
+        "--oracle-top",
+        type=int,
+        default=0,
+        metavar="K",
+        help="also train an oracle on judged pairs the base model ranks in its top K only "
+        "(what clicks on its results could reveal at best)",
+    )
+    p.add_argument(
         "--naive",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -182,6 +190,16 @@ def main(argv: list[str] | None = None) -> int:
             }
             shutil.rmtree(storage / "oracle-scratch", ignore_errors=True)
             logger.info("Oracle dev: %s", oracle["dev"])
+            if args.oracle_top:
+                model, info = train_oracle(
+                    loop, data, len(pairs), args.seed, storage / "oracle-scratch", base_vecs, args.oracle_top
+                )
+                oracle[f"within_top_{args.oracle_top}"] = {
+                    "dev": evaluate_model(model, data, "dev", sorted(data.corpus), settings.encode_batch_size),
+                    **info,
+                }
+                shutil.rmtree(storage / "oracle-scratch", ignore_errors=True)
+                logger.info("Oracle within the top %d: %s", args.oracle_top, oracle[f"within_top_{args.oracle_top}"])
         naive = None
         if args.naive:
             tick = time.perf_counter()

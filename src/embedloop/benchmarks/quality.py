@@ -375,10 +375,44 @@ def index_corpus(settings: Any, items: list[dict[str, str]], dataset: str, cache
 
 # ---------------------------------------------------------------- oracle
 def train_oracle(
-    loop: Any, data: BeirData, budget: int, rng_seed: int, out_dir: Path, base_doc_vecs: np.ndarray | None = None
+    loop: Any,
+    data: BeirData,
+    budget: int,
+    rng_seed: int,
+    out_dir: Path,
+    base_doc_vecs: np.ndarray | None = None,
+    within_top: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune ``loop``'s base model once on ``budget`` judged (query, relevant doc) train pairs."""
-    return train_on_judgments(loop.settings, loop.model_path(0), data, budget, rng_seed, out_dir, base_doc_vecs)
+    """Fine-tune ``loop``'s base model once on ``budget`` judged (query, relevant doc) train pairs.
+
+    ``within_top``: only pairs whose document the base model ranks in its top ``within_top`` for the
+    query, i.e. what clicks on the base model's results could reveal at best.
+    """
+    return train_on_judgments(
+        loop.settings, loop.model_path(0), data, budget, rng_seed, out_dir, base_doc_vecs, within_top
+    )
+
+
+def judged_pairs(relevant: dict[str, set[str]], budget: int, rng_seed: int) -> list[tuple[str, str]]:
+    """``budget`` (query, relevant doc) pairs: a query uniformly (as the simulated users pick them), then
+    one of its relevant docs not drawn yet; at most every pair once."""
+    rng = random.Random(rng_seed)
+    remaining = {q: sorted(d) for q, d in relevant.items()}
+    qids = sorted(remaining)
+    pairs: list[tuple[str, str]] = []
+    budget = min(budget, sum(len(v) for v in remaining.values()))
+    while len(pairs) < budget:
+        q = rng.choice(qids)
+        if not remaining[q]:
+            continue
+        pairs.append((q, remaining[q].pop(rng.randrange(len(remaining[q])))))
+    return pairs
+
+
+def within_ranking(relevant: dict[str, set[str]], ranked: dict[str, list[str]]) -> dict[str, set[str]]:
+    """Each query's relevant docs that appear in its ``ranked`` list; queries left with none are dropped."""
+    kept = {q: docs & set(ranked.get(q, ())) for q, docs in relevant.items()}
+    return {q: docs for q, docs in kept.items() if docs}
 
 
 def train_on_judgments(
@@ -389,40 +423,36 @@ def train_on_judgments(
     rng_seed: int,
     out_dir: Path,
     base_doc_vecs: np.ndarray | None = None,
+    within_top: int | None = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Fine-tune the model at ``base_path`` with Settings ``s`` on ``budget`` judged train pairs (the oracle)."""
+    """Fine-tune the model at ``base_path`` with Settings ``s`` on ``budget`` judged train pairs (the oracle).
+
+    ``within_top``: draw only pairs whose document the base model ranks in its top ``within_top``.
+    """
     from sentence_transformers import SentenceTransformer
 
+    from embedloop.models.encoder import SentenceTransformerEncoder
     from embedloop.training.examples import TrainingExample
     from embedloop.training.finetuner import EmbeddingFineTuner
 
-    rel = data.relevant("train")
-    judged = {q: set(d) for q, d in data.qrels["train"].items()}
-    rng = random.Random(rng_seed)
-    # uniform over queries (as the simulated users pick them), then a relevant doc not used yet
-    remaining = {q: sorted(d) for q, d in rel.items()}
-    qids = sorted(remaining)
-    pairs: list[tuple[str, str]] = []
-    total = sum(len(v) for v in remaining.values())
-    budget = min(budget, total)
-    while len(pairs) < budget:
-        q = rng.choice(qids)
-        if not remaining[q]:
-            continue
-        d = remaining[q].pop(rng.randrange(len(remaining[q])))
-        pairs.append((q, d))
     base = SentenceTransformer(str(base_path), device=s.device or "cpu", local_files_only=True)
     if (base.max_seq_length or 0) > s.max_seq_length:
         base.max_seq_length = s.max_seq_length
-    # hard negatives from the base model: top results not judged for the query
     doc_ids = sorted(data.corpus)
     tick = time.perf_counter()
-    from embedloop.models.encoder import SentenceTransformerEncoder
-
     enc = SentenceTransformerEncoder(base)
     if base_doc_vecs is None:
         base_doc_vecs = enc.encode([data.corpus[d] for d in doc_ids], batch_size=s.encode_batch_size)
     doc_vecs = base_doc_vecs
+    rel = data.relevant("train")
+    if within_top is not None:
+        tops = sorted(rel)
+        top_vecs = enc.encode([data.queries[q] for q in tops], batch_size=s.encode_batch_size)
+        order = np.argsort(-(top_vecs @ doc_vecs.T), axis=1, kind="stable")[:, :within_top]
+        rel = within_ranking(rel, {q: [doc_ids[j] for j in row] for q, row in zip(tops, order, strict=True)})
+    judged = {q: set(d) for q, d in data.qrels["train"].items()}
+    pairs = judged_pairs(rel, budget, rng_seed)
+    # hard negatives from the base model: top results not judged for the query
     uq = sorted({q for q, _ in pairs})
     qv = enc.encode([data.queries[q] for q in uq], batch_size=s.encode_batch_size)
     order = np.argsort(-(qv @ doc_vecs.T), axis=1, kind="stable")[:, : s.hard_negatives + 50]
