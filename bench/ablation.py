@@ -93,6 +93,8 @@ def run_config(settings: Any, changes: dict[str, str], feedback_storage: Path, d
         result = loop.fine_tune(force=True)
         seconds = time.perf_counter() - tick
         dev = evaluate_active(loop, data, split) if result["status"] == "promoted" else None
+        version = result.get("version")
+        training = loop.registry.manifest(version).get("training", {}) if version is not None else {}
         loop.close()
     finally:
         cycle.judge = real_judge  # type: ignore[assignment]
@@ -107,6 +109,7 @@ def run_config(settings: Any, changes: dict[str, str], feedback_storage: Path, d
         "gate_metrics": result.get("metrics", {}),
         "train_examples": result.get("train_examples"),
         "timings": result.get("timings", {}),
+        "averaging": training.get("averaging"),  # auto_averaging: the chosen mixing weight and every score
         "cycle_seconds": round(seconds, 2),
         "dev": dev,
     }
