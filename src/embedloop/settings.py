@@ -168,7 +168,7 @@ class Settings:
     negative_relative_margin: float = 0.05
     #: WiSE-FT mixing weight of the trained weights with the starting model's (1.0 = off, 0.5 = the midpoint).
     weight_averaging: float = 1.0
-    #: Choose the mixing weight per cycle instead: the one of 0, 0.25, 0.5, 0.75, 1 with the best held-out accuracy.
+    #: Choose the mixing weight per cycle on held-out judgments (of 0, 0.25, ..., 1: the best accuracy); clicks: keep 1.
     auto_averaging: bool = False
     #: Which weights a full-mode cycle starts from: "active" (the serving model) or "base" (all feedback replayed).
     train_from: str = "active"

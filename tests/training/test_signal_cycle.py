@@ -62,14 +62,25 @@ def test_fine_tuner_averages_multi_task_training_back_toward_the_start(loop_sett
     assert torch.allclose(averaged[key], 0.5 * trained[key] + 0.5 * start[key], atol=1e-5)
 
 
-def test_cycle_chooses_the_mixing_weight_on_held_out_feedback(loop_settings: Settings):
+def test_cycle_chooses_the_mixing_weight_on_held_out_judgments_only(loop_settings: Settings):
     with EmbedLoop(loop_settings.replace(auto_averaging=True, epochs=1)) as loop:
         loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])
         simulate(loop, rounds=1)
+        clicks_only = loop.fine_tune(force=True)
+        assert clicks_only["holdout_source"] == "clicks"
+        kept = loop.registry.manifest(clicks_only["version"])["training"]["averaging"]
+        assert kept == {"alpha": 1.0, "chosen_on": None, "why": "no held-out judgments yet"}
+        for n, (item, text) in enumerate(sorted(CATALOG.items()) * 3):  # 60 judged queries: ~18 held out
+            loop.record_judgment(f"{text.split(' - ')[1]} shares {n}", item, relevant=True)
+            loop.record_judgment(
+                f"{text.split(' - ')[1]} shares {n}", "SPY" if item != "SPY" else "QQQ", relevant=False
+            )
+        simulate(loop, rounds=1)  # a cycle needs new selections; judgments alone do not start one
         result = loop.fine_tune(force=True)
-        assert result["status"] in ("promoted", "rejected"), result
+        assert result.get("holdout_source") == "judgments", result
         manifest = loop.registry.manifest(result["version"])
     chosen = manifest["training"]["averaging"]
+    assert chosen["chosen_on"] == "judgments"
     assert set(chosen["scores"]) == {"0.0", "0.25", "0.5", "0.75", "1.0"}
     best = max(chosen["scores"].values())
     assert chosen["scores"][str(chosen["alpha"])] == best

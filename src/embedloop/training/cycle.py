@@ -241,7 +241,10 @@ def train(
     s = sv.settings
     version = sv.registry.next_version()
     if s.training_mode is TrainingMode.FULL:
-        triplets = held.triplets if s.auto_averaging and held is not None else None
+        # auto_averaging reads held-out judgments only: held-out clicks come from the parent's own rankings and
+        # pick the parent (alpha 0) whatever training learned (docs/benchmarks-quality.md, "Stop 22")
+        judged = held is not None and held.source == "judgments"
+        triplets = held.triplets if s.auto_averaging and judged and held is not None else None
 
         def select(model: Any) -> float:  # the held-out triplet accuracy of a (re-weighted) model
             assert triplets is not None
@@ -263,7 +266,10 @@ def train(
             "examples_per_second": round(trained.examples_per_second, 2),
         }
         if trained.averaging is not None:
-            info["averaging"] = trained.averaging
+            info["averaging"] = {**trained.averaging, "chosen_on": "judgments"}
+        elif s.auto_averaging:
+            info["averaging"] = {"alpha": 1.0, "chosen_on": None, "why": "no held-out judgments yet"}
+            logger.info("auto_averaging: no held-out judgments yet, so the trained weights are kept")
         # evaluated, put on trial and served on the configured inference backend: like with like
         encoder, exports = serving_candidate(sv.registry, version, s, SentenceTransformerEncoder(trained.model))
         return Candidate(version, encoder, info, exports=exports)
