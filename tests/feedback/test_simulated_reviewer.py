@@ -91,7 +91,7 @@ def test_label_changes_count_new_positives_and_overruled_clicks(fake_loop: Embed
     fake_loop.add_items(finance_items)
     fake_loop.record_feedback("Apple stock", shown=["APLE", "AAPL", "MSFT"], selected=["APLE"])
     fake_loop.record_feedback("tesla", shown=["TSLA", "SPY"], selected=["TSLA"])
-    changes = LabelChanges(fake_loop)
+    changes = LabelChanges(fake_loop.store.feedback_sessions())
     changes.add("apple STOCK", selected=["AAPL"], rejected=["APLE", "MSFT"])  # a new positive, a click overruled
     changes.add("tesla", selected=["TSLA"], rejected=["SPY"])  # confirms the click: no change
     changes.add("microsoft", selected=[], rejected=["MSFT"])  # never clicked, judged irrelevant: no change

@@ -40,12 +40,9 @@ def simulated_answer(candidates: Sequence[str], relevant: set[str]) -> tuple[lis
     return [c for c in candidates if c in relevant], [c for c in candidates if c not in relevant]
 
 
-def clicked_items(loop: Any) -> dict[str, set[str]]:
-    """Every item selected for each (normalised) query in the logged traffic."""
-    out: dict[str, set[str]] = {}
-    for session in recent_traffic(loop.store, 1_000_000):
-        out.setdefault(normalise_query(session.query), set()).update(item for item, *_ in session.selected)
-    return out
+def logged_traffic(loop: Any) -> list[Any]:
+    """Every logged search with what it showed and what was selected (a benchmark's store is small)."""
+    return recent_traffic(loop.store, 1_000_000)
 
 
 class LabelChanges:
@@ -55,8 +52,10 @@ class LabelChanges:
     (a click-positive overruled). A question that does neither only confirms what the clicks said.
     """
 
-    def __init__(self, loop: Any) -> None:
-        self.clicked = clicked_items(loop)
+    def __init__(self, traffic: Sequence[Any]) -> None:
+        self.clicked: dict[str, set[str]] = {}
+        for session in traffic:
+            self.clicked.setdefault(normalise_query(session.query), set()).update(i for i, *_ in session.selected)
         self.counts: Counter[str] = Counter()
 
     def add(self, query: str, selected: Sequence[str], rejected: Sequence[str]) -> None:
@@ -76,7 +75,7 @@ class LabelChanges:
 def answer_queue(loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None]) -> dict[str, Any]:
     """Answer up to ``budget`` questions of the review queue, most useful first."""
     answered, judgments, positives = 0, 0, 0
-    changes = LabelChanges(loop)
+    changes = LabelChanges(logged_traffic(loop))
     reasons: Counter[str] = Counter()
     skipped: set[str] = set()
     while answered < budget:
@@ -112,11 +111,12 @@ def answer_random(
     loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None], rng: random.Random
 ) -> dict[str, Any]:
     """Answer ``budget`` questions about train queries drawn at random from the logged traffic."""
-    queries = sorted({r.query for r in recent_traffic(loop.store, 1_000_000) if relevant_of(r.query) is not None})
+    traffic = logged_traffic(loop)
+    queries = sorted({r.query for r in traffic if relevant_of(r.query) is not None})
     picked = rng.sample(queries, min(budget, len(queries)))
     ranked = state_ranker(loop.searcher.state, loop.settings.encode_batch_size)(picked, MAX_CANDIDATES)
     judgments = positives = 0
-    changes = LabelChanges(loop)
+    changes = LabelChanges(traffic)
     for query, top in zip(picked, ranked, strict=True):
         relevant = relevant_of(query) or set()
         selected, rejected = simulated_answer([item_id for item_id, _score in top], relevant)

@@ -22,6 +22,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -243,13 +244,9 @@ def train(
     if s.training_mode is TrainingMode.FULL:
         # auto_averaging reads held-out judgments only: held-out clicks come from the parent's own rankings and
         # pick the parent (alpha 0) whatever training learned (docs/benchmarks-quality.md, "Stop 22")
-        judged = held is not None and held.source == "judgments"
-        triplets = held.triplets if s.auto_averaging and judged and held is not None else None
-
-        def select(model: Any) -> float:  # the held-out triplet accuracy of a (re-weighted) model
-            assert triplets is not None
-            return triplets(SentenceTransformerEncoder(model))[PRIMARY]
-
+        select = None
+        if s.auto_averaging and held is not None and held.source == "judgments":
+            select = partial(_triplet_accuracy, held.triplets)
         trained = EmbeddingFineTuner(s).train(
             # full mode trains from the document generation's model, or from the base (train_from="base")
             sv.model_path(0 if s.train_from == "base" else state.index_version),
@@ -257,7 +254,7 @@ def train(
             texts,
             sv.registry.model_dir(version),
             distill_texts=corpus,
-            select=select if triplets is not None else None,
+            select=select,
         )
         info: dict[str, Any] = {
             "rows": trained.rows,
@@ -276,6 +273,11 @@ def train(
     query_encoder, query_info = _train_query_side(sv, state, examples, texts, version)
     recorded: Any = query_info.pop("exports", None)
     return Candidate(version, query_encoder, query_info, exports=recorded if isinstance(recorded, dict) else {})
+
+
+def _triplet_accuracy(triplets: TripletAccuracyEvaluator, model: Any) -> float:
+    """Held-out triplet accuracy of a sentence-transformers model (auto_averaging's score)."""
+    return triplets(SentenceTransformerEncoder(model))[PRIMARY]
 
 
 def score(

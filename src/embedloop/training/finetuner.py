@@ -112,8 +112,9 @@ class EmbeddingFineTuner:
 
         ``judgments``: judged examples (``training.multitask.judged_examples``); with
         ``multi_task`` they train as their own dataset, otherwise they join the click examples.
-        ``select(model)``: a held-out score (higher is better); with ``auto_averaging`` the saved
-        weights are the interpolation between the start and the trained weights it rates best.
+        ``select(model)``: a held-out score (higher is better); when given (the cycle passes one with
+        ``auto_averaging``), the saved weights are the interpolation of the start and the trained weights
+        it rates best.
         """
         from datasets import Dataset
         from sentence_transformers import (
@@ -181,8 +182,7 @@ class EmbeddingFineTuner:
         )
         trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
-        auto = s.auto_averaging and select is not None
-        anchor = snapshot(model) if s.weight_averaging < 1.0 or auto else None  # issue 11: WiSE-FT
+        anchor = snapshot(model) if s.weight_averaging < 1.0 or select is not None else None  # issue 11: WiSE-FT
         started = time.perf_counter()
         try:
             output = trainer.train()
@@ -190,7 +190,7 @@ class EmbeddingFineTuner:
             shutil.rmtree(scratch, ignore_errors=True)
         seconds = time.perf_counter() - started
         averaging: dict[str, Any] | None = None
-        if anchor is not None and auto and select is not None:
+        if anchor is not None and select is not None:
             tick = time.perf_counter()
             alpha, scores = choose_alpha(model, anchor, select)
             averaging = {
