@@ -59,7 +59,7 @@ class InferenceBackend(StrEnum):
 NEGATIVE_SOURCES = ("skip_above", "shown", "mined")
 
 #: The allowed values of ``click_model``, ``train_from`` and ``exploration`` (issue 11).
-CLICK_MODELS = ("off", "pbm")
+CLICK_MODELS = ("off", "pbm", "pbm_scores")
 TRAIN_FROM = ("active", "base")
 EXPLORATION = ("off", "fairpairs", "insert", "both")
 
@@ -157,8 +157,10 @@ class Settings:
 
     # Training signal (issue 11; docs/training.md, "The training signal"). Defaults chosen by the benchmarks.
     #: "pbm": weight/filter click positives by a position-based click model's P(relevant | clicks) pooled
-    #: over every search of the query; "off": every click is a positive. pbm gained more and trained on
-    #: fewer, cleaner examples over several rounds on SciFact and NFCorpus (docs/benchmarks-quality.md).
+    #: over every search of the query; "pbm_scores": the same with a relevance prior from how far the active
+    #: model's score of the item stands out in its shown list (tells a lone mis-click from a relevant click);
+    #: "off": every click is a positive. pbm gained more and trained on fewer, cleaner examples over several
+    #: rounds on SciFact and NFCorpus (docs/benchmarks-quality.md).
     click_model: str = "pbm"
     #: With a click model, positives whose P(relevant) is below this are dropped.
     click_min_relevance: float = 0.5

@@ -106,3 +106,84 @@ def test_empty_log_gives_an_empty_model():
     model = fit_click_model([])
     assert model.posterior == {}
     assert model.examination_at(3) == 1.0
+
+
+def one_session_each(seed: int, queries: int = 600) -> tuple[list[Impression], dict]:
+    """One search per query (nothing to pool), lists ranked by a noisy score, PBM clicks with 10 % mis-clicks.
+
+    Relevant items score higher on average, so a click on an item that stands out from its list is more
+    likely a relevant one; the rank alone says less (every list has a rank 1).
+    """
+    rng = random.Random(seed)
+    imps, truth = [], {}
+    for q in range(queries):
+        scored = [
+            (rng.gauss(1.2 if i == 0 and rng.random() < 0.7 else 0.0, 0.6), f"d{q}_{i}", i == 0) for i in range(10)
+        ]
+        scored.sort(reverse=True)
+        values = [s for s, _d, _r in scored]
+        mean = sum(values) / len(values)
+        spread = (sum((v - mean) ** 2 for v in values) / len(values)) ** 0.5
+        for r, (s, d, rel) in enumerate(scored, start=1):
+            truth[(f"q{q}", d)] = rel
+            clicked = rng.random() < TRUE_EXAMINATION[r - 1] and rng.random() < (0.9 if rel else 0.1)
+            imps.append(Impression(f"q{q}", d, r, clicked, (s - mean) / spread))
+    return imps, truth
+
+
+def test_score_feature_tells_lone_mis_clicks_from_relevant_clicks():
+    """With one session per query the rank prior cannot separate them; the score prior can."""
+    imps, truth = one_session_each(5)
+    clicked = [(i.query, i.item) for i in imps if i.clicked]
+    with_scores = fit_click_model(imps)
+    by_rank = fit_click_model([Impression(i.query, i.item, i.rank, i.clicked) for i in imps])
+    assert by_rank.score_prior is None
+    assert with_scores.score_prior is not None and with_scores.score_prior[1] > 0.5  # standing out means relevant
+    assert with_scores.summary()["score_prior"] == [round(x, 4) for x in with_scores.score_prior]
+
+    def kept(model) -> tuple[int, int]:
+        keep = [k for k in clicked if model.posterior[k] >= 0.5]
+        return sum(truth[k] for k in keep), sum(not truth[k] for k in keep)
+
+    rel_scores, irr_scores = kept(with_scores)
+    rel_rank, irr_rank = kept(by_rank)
+    assert irr_rank == sum(not truth[k] for k in clicked)  # by rank alone, a lone click is always kept
+    assert irr_scores < 0.8 * irr_rank  # the score prior drops a quarter of the mis-clicks...
+    assert rel_scores > 0.9 * rel_rank  # ...and almost no relevant click
+    assert rel_scores / (rel_scores + irr_scores) > rel_rank / (rel_rank + irr_rank) + 0.03
+
+
+def test_repeated_sessions_outweigh_the_score_prior():
+    """An item that stands out but is passed over in 30 sessions is not relevant; a low-scored one clicked 20 times is."""
+    imps = []
+    for _ in range(30):
+        imps.append(Impression("q", "loud", 1, False, 2.0))
+        imps.append(Impression("q", "quiet", 2, True, -0.5))
+    filler, _truth = one_session_each(6, queries=200)
+    model = fit_click_model(imps + filler)
+    assert model.relevance("q", "loud") < 0.1
+    assert model.relevance("q", "quiet") > 0.9
+
+
+def test_click_log_with_a_scorer_standardises_scores_within_each_list():
+    calls = []
+
+    def scorer(queries, ids):
+        calls.append((queries, ids))
+        table = {"x": 0.9, "y": 0.5, "z": 0.1, "w": float("inf")}  # w: not in the index
+        return [[table[i] for i in row] for row in ids]
+
+    sessions = [
+        FeedbackSession("s1", "A b", ["x", "y", "z"], [("y", 2, 1)]),
+        FeedbackSession("s2", "a  B", ["z", "w", "x"], []),
+        FeedbackSession("s3", "lonely", ["x"], []),
+    ]
+    log = click_log(sessions, scorer)
+    assert len(calls) == 1 and sorted(calls[0][0]) == ["a b", "lonely"]  # each distinct query scored once
+    first = [i.score for i in log[:3]]
+    assert first[0] == pytest.approx(1.2247, abs=1e-3) and first[1] == pytest.approx(0.0, abs=1e-9)
+    assert first[2] == pytest.approx(-1.2247, abs=1e-3)
+    second = {i.item: i.score for i in log[3:6]}
+    assert second["w"] == 0.0 and second["x"] == pytest.approx(1.0) and second["z"] == pytest.approx(-1.0)
+    assert log[6].score is None  # one item: nothing to compare it with
+    assert all(i.score is None for i in click_log(sessions))

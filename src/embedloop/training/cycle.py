@@ -328,7 +328,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
     timings: dict[str, float] = {}
     sizes = window.sizes
     try:
-        examples, texts = _build_examples(sv, state, window.split.train, window.sessions, since=window.since)
+        examples, texts, signal = _build_examples(sv, state, window.split.train, window.sessions, since=window.since)
 
         def skip(reason: str) -> dict[str, Any]:
             sizes_now = {"train_size": len(examples), "holdout_size": len(window.split.holdout)}
@@ -351,6 +351,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
         timings["evaluate_seconds"] = round(time.perf_counter() - tick, 3)
         reasons = judge(s, metrics)
         manifest = _manifest(sv, state, window, candidate, len(examples), metrics, run_id, held.source)
+        manifest["training"]["signal"] = signal  # what the click model and the margin checks did
         extra = {
             "new_events": window.new_events,
             "train_examples": len(examples),
@@ -578,7 +579,8 @@ def next_training_examples(sv: Services) -> tuple[list[TrainingExample], dict[st
     """The training examples (and item texts) the next cycle would use."""
     sessions = sv.store.feedback_sessions()
     split = split_by_query(sessions, sv.settings.holdout_fraction)
-    return _build_examples(sv, sv.state, split.train, sessions, since=last_trained_seq(sv.store))
+    examples, texts, _signal = _build_examples(sv, sv.state, split.train, sessions, since=last_trained_seq(sv.store))
+    return examples, texts
 
 
 def _build_examples(
@@ -588,8 +590,8 @@ def _build_examples(
     all_sessions: list[FeedbackSession],
     *,
     since: int = 0,
-) -> tuple[list[TrainingExample], dict[str, str]]:
-    """Stage 2: training examples from the training sessions (and the texts they name)."""
+) -> tuple[list[TrainingExample], dict[str, str], dict[str, Any]]:
+    """Stage 2: training examples from the training sessions, the texts they name, what the signal options did."""
     s = sv.settings
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
@@ -609,7 +611,7 @@ def _build_examples(
 
     mined = add_mined_negatives(examples, mine, guard=guard, per_example=s.hard_negatives) if "mined" in sources else 0
     # the training signal's options: click-model positives and margin-checked negatives (training/signal.py)
-    examples, _signal = refine_examples(examples, settings=s, store=sv.store, state=state, guard=guard)
+    examples, signal = refine_examples(examples, settings=s, store=sv.store, state=state, guard=guard)
     # replay makes the training set grow with the traffic: bound it, newest window first (examples.py)
     examples = cap_examples(examples, s.max_train_examples, since=since)
     ids = {ex.positive for ex in examples} | {n for ex in examples for n in ex.negatives}
@@ -619,7 +621,7 @@ def _build_examples(
     if s.domain_examples_path is not None:
         examples.extend(read_domain_examples(s.domain_examples_path))
     logger.info("Built %d training examples (%d mined negatives)", len(examples), mined)
-    return examples, texts
+    return examples, texts, signal
 
 
 def _pad_negatives(

@@ -5,7 +5,9 @@ Two steps between "examples from sessions" and "train", each behind a ``Settings
 * ``click_model="pbm"`` — a position-based click model (``embedloop.feedback.click_model``) fitted
   on every logged search estimates P(relevant | all clicks and non-clicks) per (query, item); a
   positive below ``click_min_relevance`` is dropped and the others carry the estimate in
-  ``relevance`` (and scale ``weight``, which position-bias repeats read);
+  ``relevance`` (and scale ``weight``, which position-bias repeats read); ``"pbm_scores"`` gives the
+  click model the active model's scores of every shown list (its relevance prior then reads how far
+  an item stands out from its list, which is what tells a lone mis-click from a relevant click);
 * ``safe_negatives=True`` — negatives the user may never have looked at (shown below the last
   selection) and mined ones must pass a margin check against the positive under the active
   model: ``score(q, neg) <= score(q, pos) - negative_relative_margin * |score(q, pos)|`` (the
@@ -166,8 +168,9 @@ def refine_examples(
 ) -> tuple[list[TrainingExample], dict[str, Any]]:
     """The cycle's hook: click-model filtering and safe negatives, per ``settings``; returns (examples, info)."""
     info: dict[str, Any] = {}
-    if settings.click_model == "pbm":
-        model = fit_click_model(click_log(store.search_log(limit=CLICK_LOG_LIMIT)))
+    if settings.click_model in ("pbm", "pbm_scores"):
+        scorer = index_scorer(state, settings.encode_batch_size)[0] if settings.click_model == "pbm_scores" else None
+        model = fit_click_model(click_log(store.search_log(limit=CLICK_LOG_LIMIT), scorer))
         examples, dropped = apply_click_model(examples, model, settings.click_min_relevance)
         info["click_model"] = {**model.summary(), "positives_dropped": dropped}
         logger.info("Click model dropped %d of %d positives", dropped, dropped + len(examples))
