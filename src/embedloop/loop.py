@@ -579,12 +579,16 @@ class EmbedLoop:
         candidate = self.searcher.candidate
         if compare_with is None and candidate is not None:
             compare_with = state_ranker(candidate, self.settings.encode_batch_size)
+        from embedloop.training.signal import index_scorer
+
+        scores_feature = self.settings.click_model == "pbm_scores"  # the queue's click model is training's
         refresh_queue(
             self.store,
             state_ranker(state, self.settings.encode_batch_size),
             state_scorer(state),
             active_version=state.version,
             compare_with=compare_with,
+            list_scorer=index_scorer(state, self.settings.encode_batch_size)[0] if scores_feature else None,
         )
         return open_queue(self.store, limit)
 

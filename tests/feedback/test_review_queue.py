@@ -206,3 +206,25 @@ def test_an_unchanged_queue_is_not_recomputed(loop: EmbedLoop):
     assert encoder.texts_encoded == encoded  # nothing changed: no query was encoded again
     loop.search("beta corporation", k=2)
     assert len(loop.review_queue()) == 2
+
+
+def test_the_queue_reads_the_click_model_training_uses(settings, caplog):
+    """With ``click_model="pbm_scores"`` the queue's click model is given the active model's scores too."""
+    import logging
+
+    from embedloop.models.encoder import HashingEncoder
+
+    for click_model, scored in (("pbm", False), ("pbm_scores", True)):
+        caplog.clear()
+        storage = settings.storage_path / click_model
+        with EmbedLoop(settings.replace(storage_path=storage, click_model=click_model), encoder=HashingEncoder()) as lp:
+            lp.add_items(ITEMS)
+            for query, pick in (("beta corporation", "B"), ("gamma holdings", "C"), ("delta", None)):
+                result = lp.search(query, k=4)
+                if pick is not None:
+                    lp.record_selection(result.search_id, pick)
+            with caplog.at_level(logging.INFO, logger="embedloop.feedback.click_model"):
+                assert lp.review_queue(limit=10)
+        fits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Click model:")]
+        assert fits, click_model
+        assert ("'score_prior': None" not in fits[-1]) is scored, fits[-1]

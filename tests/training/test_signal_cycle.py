@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 
 def test_cycle_with_every_signal_option_on(loop_settings: Settings):
     settings = loop_settings.replace(
-        click_model="pbm",
+        click_model="pbm_scores",
         safe_negatives=True,
         train_from="base",
         weight_averaging=0.7,
@@ -32,6 +32,12 @@ def test_cycle_with_every_signal_option_on(loop_settings: Settings):
         assert result["status"] in ("promoted", "rejected"), result
         assert result["train_examples"] >= settings.min_train_examples
         assert result["holdout_source"] == "clicks"  # no judgments: the pre-check read held-out clicks
+        signal = loop.registry.manifest(result["version"])["training"]["signal"]
+        # the click model read the active model's scores of every shown list, and the margin checks ran
+        assert signal["click_model"]["impressions"] == sum(len(s.shown) for s in searches)
+        a, b = signal["click_model"]["score_prior"]
+        assert b > 0  # on this traffic, results that stand out from their list are the ones clicked
+        assert signal["safe_negatives"]["checked"] > 0
 
 
 def test_fine_tuner_averages_multi_task_training_back_toward_the_start(loop_settings: Settings, tmp_path):

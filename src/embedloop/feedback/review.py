@@ -55,7 +55,7 @@ from typing import Any
 import numpy as np
 
 from embedloop.feedback import persistence as db
-from embedloop.feedback.click_model import ClickModel, click_log, fit_click_model
+from embedloop.feedback.click_model import ClickModel, ListScorer, click_log, fit_click_model
 from embedloop.models.encoder import encode_queries
 from embedloop.store import FeedbackStore
 from embedloop.training.examples import normalise_query
@@ -355,8 +355,12 @@ def refresh_queue(
     active_version: int | None,
     compare_with: Ranker | None = None,
     max_searches: int = MAX_SEARCHES,
+    list_scorer: ListScorer | None = None,
 ) -> int:
     """Expire moot questions, then add new ones from recent traffic; returns how many were added.
+
+    ``list_scorer`` gives the click model the active model's scores of the shown lists (as training
+    does with ``click_model="pbm_scores"``).
 
     Nothing is recomputed when nothing it depends on changed since this process last refreshed
     (searches, selections, judgments, open questions, catalog revision, active version).
@@ -365,7 +369,13 @@ def refresh_queue(
     if compare_with is None and _LAST_REFRESH.get(store) == stamp:
         return 0
     added = _refresh(
-        store, active, score, active_version=active_version, compare_with=compare_with, max_searches=max_searches
+        store,
+        active,
+        score,
+        active_version=active_version,
+        compare_with=compare_with,
+        max_searches=max_searches,
+        list_scorer=list_scorer,
     )
     _LAST_REFRESH[store] = (*db.traffic_stamp(store), store.catalog_revision(), active_version)
     return added
@@ -383,6 +393,7 @@ def _refresh(
     active_version: int | None,
     compare_with: Ranker | None,
     max_searches: int,
+    list_scorer: ListScorer | None = None,
 ) -> int:
     expire_stale(store, active_version)
     sessions = db.recent_traffic(store, max_searches)
@@ -403,7 +414,7 @@ def _refresh(
     labels = db.current_labels(store)
     judged = {k: set(lab) for k, (_q, lab) in labels.items()}
     relevant = {k: {i for i, r in lab.items() if r} for k, (_q, lab) in labels.items()}
-    clicks = fit_click_model(click_log(sessions))  # every search: the examination curve needs them all
+    clicks = fit_click_model(click_log(sessions, list_scorer))  # every search: the examination curve needs them all
     revision = store.catalog_revision()
     rows = []
     for p in propose(traffic, ranked, other, judged, relevant, clicks):
