@@ -237,9 +237,7 @@ def fit_click_model(
             new_prior = (np.bincount(best, post, minlength=depth) + pseudo_count * 0.5) / (pairs_at + pseudo_count)
             new_coef = coef
         else:
-            new_coef = _logistic_step(coef, feature, post, ridge=pseudo_count)
-            fitted = _sigmoid(new_coef[0] + new_coef[1] * feature)  # reported per best rank
-            new_prior = (np.bincount(best, fitted, minlength=depth) + pseudo_count * 0.5) / (pairs_at + pseudo_count)
+            new_prior, new_coef = prior, _logistic_step(coef, feature, post, ridge=pseudo_count)
         shift = max(
             float(np.max(np.abs(new_theta - theta))),
             float(np.max(np.abs(new_prior - prior))),
@@ -252,6 +250,9 @@ def fit_click_model(
             eps0 = eps1 * 0.5
         if shift < tolerance:
             break
+    if feature is not None:  # the prior by rank is reported (and read by the review queue) as the fitted mean
+        fitted = _sigmoid(coef[0] + coef[1] * feature)
+        prior = (np.bincount(best, fitted, minlength=depth) + pseudo_count * 0.5) / (pairs_at + pseudo_count)
     model = ClickModel(
         examination=[float(x) for x in theta],
         prior=[float(x) for x in prior],

@@ -168,14 +168,16 @@ def refine_examples(
 ) -> tuple[list[TrainingExample], dict[str, Any]]:
     """The cycle's hook: click-model filtering and safe negatives, per ``settings``; returns (examples, info)."""
     info: dict[str, Any] = {}
-    if settings.click_model in ("pbm", "pbm_scores"):
-        scorer = index_scorer(state, settings.encode_batch_size)[0] if settings.click_model == "pbm_scores" else None
-        model = fit_click_model(click_log(store.search_log(limit=CLICK_LOG_LIMIT), scorer))
+    needs_scores = settings.click_model == "pbm_scores" or settings.safe_negatives
+    score, mine = index_scorer(state, settings.encode_batch_size) if needs_scores else (None, None)
+    if settings.click_model != "off":
+        scored = score if settings.click_model == "pbm_scores" else None
+        model = fit_click_model(click_log(store.search_log(limit=CLICK_LOG_LIMIT), scored))
         examples, dropped = apply_click_model(examples, model, settings.click_min_relevance)
         info["click_model"] = {**model.summary(), "positives_dropped": dropped}
         logger.info("Click model dropped %d of %d positives", dropped, dropped + len(examples))
     if settings.safe_negatives:
-        score, mine = index_scorer(state, settings.encode_batch_size)
+        assert score is not None
         info["safe_negatives"] = check_margins(
             examples,
             score,
