@@ -108,7 +108,7 @@ def test_auto_averaging_and_a_fixed_mixing_weight_exclude_each_other():
 def test_training_signal_defaults_and_read_from_env(tmp_path: Path):
     s = Settings()
     assert (s.click_model, s.safe_negatives, s.weight_averaging, s.train_from, s.multi_task, s.exploration) == (
-        "pbm",
+        "pbm_scores",
         False,
         1.0,
         "active",

@@ -159,9 +159,10 @@ class Settings:
     #: "pbm": weight/filter click positives by a position-based click model's P(relevant | clicks) pooled
     #: over every search of the query; "pbm_scores": the same with a relevance prior from how far the active
     #: model's score of the item stands out in its shown list (tells a lone mis-click from a relevant click);
-    #: "off": every click is a positive. pbm gained more and trained on fewer, cleaner examples over several
-    #: rounds on SciFact and NFCorpus (docs/benchmarks-quality.md).
-    click_model: str = "pbm"
+    #: "off": every click is a positive. pbm_scores is the default since stop 24: over several rounds with
+    #: trials it gained more than pbm on SciFact, matched it on NFCorpus and kept noisy clicks out
+    #: (docs/benchmarks-quality.md, "Stop 24").
+    click_model: str = "pbm_scores"
     #: With a click model, positives whose P(relevant) is below this are dropped.
     click_min_relevance: float = 0.5
     #: Shown results below the last selection and mined negatives must pass a similarity margin to be negatives.

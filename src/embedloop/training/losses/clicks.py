@@ -5,7 +5,7 @@ negatives (skip-above, margin-checked shown results, margin-checked mined result
 row's items in the batch; the clicked item should win (MultipleNegativesRankingLoss, scale 20).
 Batches hold click rows only (the multi-dataset sampler never mixes datasets in a batch), so a
 noisy click cannot be the in-batch negative of a judged pair, and the click model's filtering
-(``click_model="pbm"``) decides which clicks are rows at all.
+(``click_model``, ``"pbm_scores"`` by default) decides which clicks are rows at all.
 
 Arguments: ``scale`` (default 20.0).
 
