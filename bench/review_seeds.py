@@ -12,6 +12,11 @@ the held-out set it read. See ``embedloop.benchmarks.review.pool_seeds``.
           --no-oracle --no-naive --out runs/review-seed$S
     done
     python bench/review_seeds.py runs/review-seed*/review.json --out review-seeds.json
+
+After a change to the queue, run only its arms (``--review-arms queue``) and take the random arms
+from the earlier runs of the same seeds (checked: the clicks-only arms must score the same):
+
+    python bench/review_seeds.py runs/new-seed*/review.json --reuse-arms runs/review-seed*/review.json
 """
 
 from __future__ import annotations
@@ -25,18 +30,34 @@ HERE = Path(__file__).resolve().parent
 if (HERE.parent / "src").is_dir() and str(HERE.parent / "src") not in sys.path:
     sys.path.insert(0, str(HERE.parent / "src"))
 
-from embedloop.benchmarks.review import pool_seeds  # noqa: E402
+from embedloop.benchmarks.review import pool_seeds, reuse_arms  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", nargs="+", type=Path, help="review.json files, one per seed")
     parser.add_argument("--out", type=Path, help="also write the pooled result here")
+    parser.add_argument(
+        "--reuse-arms",
+        nargs="+",
+        type=Path,
+        default=[],
+        metavar="REVIEW_JSON",
+        help="earlier runs of the same seeds (matched by --seed) whose arms fill the ones a run did not run",
+    )
     args = parser.parse_args(argv)
-    missing = [str(p) for p in args.results if not p.is_file()]
+    missing = [str(p) for p in [*args.results, *args.reuse_arms] if not p.is_file()]
     if missing:
         parser.error(f"no such file: {', '.join(missing)} (each run of --review-budgets writes review.json)")
     runs = [json.loads(p.read_text()) for p in args.results]
+    earlier = {run["config"]["seed"]: run for run in (json.loads(p.read_text()) for p in args.reuse_arms)}
+    if earlier:
+        try:
+            runs = [reuse_arms(run, earlier[run["config"]["seed"]]) for run in runs]
+        except KeyError as exc:
+            parser.error(f"no earlier run with seed {exc.args[0]} among --reuse-arms")
+        except ValueError as exc:
+            parser.error(str(exc))
     pooled = {"files": [str(p) for p in args.results], **pool_seeds(runs)}
     text = json.dumps(pooled, indent=2)
     if args.out:

@@ -589,6 +589,8 @@ class EmbedLoop:
             active_version=state.version,
             compare_with=compare_with,
             list_scorer=index_scorer(state, self.settings.encode_batch_size)[0] if scores_feature else None,
+            # which clicks training keeps as positives: an answer that confirms one changes nothing
+            positive_cut=self.settings.click_min_relevance if self.settings.click_model != "off" else 0.0,
         )
         return open_queue(self.store, limit)
 

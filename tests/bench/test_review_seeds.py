@@ -21,13 +21,18 @@ def load_script():  # type: ignore[no-untyped-def]
     return module
 
 
-def write_run(path: Path, clicks: float, queue: float, rand: float) -> Path:
-    arms = {
-        "clicks": {"candidate_dev": {"ndcg@10": clicks}},
-        "queue@10": {"candidate_dev": {"ndcg@10": queue}, "answers": {"questions": 10}},
-        "random@10": {"candidate_dev": {"ndcg@10": rand}, "answers": {"questions": 10}},
-    }
-    path.write_text(json.dumps({"summary": summarise(arms, [10]), "arms": arms}))
+def write_run(path: Path, clicks: float, queue: float | None, rand: float | None, seed: int = 1) -> Path:
+    arms = {"clicks": {"budget": 0, "status": "trial", "candidate_dev": {"ndcg@10": clicks}}}
+    for name, value in (("queue@10", queue), ("random@10", rand)):
+        if value is not None:
+            arms[name] = {
+                "budget": 10,
+                "status": "trial",
+                "candidate_dev": {"ndcg@10": value},
+                "answers": {"questions": 10},
+            }
+    run = {"summary": summarise(arms, [10]), "arms": arms, "config": {"seed": seed}, "base": {"ndcg@10": 0.4}}
+    path.write_text(json.dumps(run))
     return path
 
 
@@ -45,3 +50,27 @@ def test_a_missing_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[s
         load_script().main([str(tmp_path / "nope.json")])
     assert stop.value.code == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_reuse_arms_fills_the_missing_arms_of_the_same_seed(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    earlier = [write_run(tmp_path / f"old{s}.json", 0.5, 0.49, 0.51, seed=s) for s in (1, 2)]
+    new = [write_run(tmp_path / f"new{s}.json", 0.5, q, None, seed=s) for s, q in ((2, 0.55), (1, 0.53))]
+    out = tmp_path / "pooled.json"
+    assert load_script().main([*map(str, new), "--reuse-arms", *map(str, earlier), "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["budgets"]["10"]
+    # both seeds: the new queue arm against the earlier random arm (0.51)
+    assert entry["seeds"] == 2 and entry["queue_wins"] == 2
+    assert entry["queue_minus_random"]["mean"] == pytest.approx(0.03)
+
+
+def test_reuse_arms_refuses_runs_that_did_not_repeat(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    earlier = write_run(tmp_path / "old.json", 0.5, 0.49, 0.51)
+    new = write_run(tmp_path / "new.json", 0.52, 0.55, None)  # the clicks-only arm moved: not the same traffic
+    with pytest.raises(SystemExit) as stop:
+        load_script().main([str(new), "--reuse-arms", str(earlier)])
+    assert stop.value.code == 2
+    assert "cannot be pooled" in capsys.readouterr().err
+    other_seed = write_run(tmp_path / "seed3.json", 0.5, 0.55, None, seed=3)
+    with pytest.raises(SystemExit):
+        load_script().main([str(other_seed), "--reuse-arms", str(earlier)])
+    assert "no earlier run with seed 3" in capsys.readouterr().err

@@ -12,10 +12,10 @@ from embedloop.feedback.click_model import ClickModel
 from embedloop.feedback.review import (
     REASON_WEIGHTS,
     QueryTraffic,
+    label_change_chance,
     priority_of,
     propose,
     reason_scores,
-    relevance_chance,
 )
 
 ITEMS = [
@@ -164,14 +164,19 @@ def test_conflicting_clicks_and_disagreement_scores():
     assert priority > REASON_WEIGHTS["conflicting_clicks"]
 
 
-def test_click_model_weighs_the_chance_of_a_relevant_candidate():
+def test_click_model_weighs_the_chance_that_the_answer_changes_a_label():
     clicks = ClickModel(examination=[1.0, 0.5, 0.3], prior=[0.5, 0.2, 0.1], eps1=0.8, eps0=0.1)
-    clicks.posterior = {("sure", "A"): 0.9, ("doubt", "X"): 0.02, ("doubt", "Y"): 0.02}
+    clicks.posterior = {("sure", "A"): 0.9, ("doubt", "X"): 0.02, ("doubt", "Y"): 0.02, ("sure", "B"): 0.3}
     ranking = [("A", 0.9), ("B", 0.89), ("C", 0.5)]
     # a logged pair has its posterior, an unlogged one the prior of its rank (deepest rank outside the list)
-    assert relevance_chance("sure", ["A", "B"], ranking, clicks) == pytest.approx(1 - 0.1 * 0.8)
-    assert relevance_chance("sure", ["Z"], ranking, clicks) == pytest.approx(0.1)
-    assert relevance_chance("sure", ["A"], ranking, None) == 1.0
+    assert label_change_chance("sure", ["A", "B"], ranking, clicks) == pytest.approx(1 - 0.1 * 0.7)
+    assert label_change_chance("sure", ["Z"], ranking, clicks) == pytest.approx(0.1)
+    assert label_change_chance("sure", ["A"], ranking, None) == 1.0
+    # a clicked item training keeps as a positive changes only if it is irrelevant (1 - 0.9) ...
+    assert label_change_chance("sure", ["A", "B"], ranking, clicks, picked={"A"}) == pytest.approx(1 - 0.9 * 0.7)
+    # ... one under the cut was dropped from training: it changes if relevant (0.3)
+    assert label_change_chance("sure", ["B"], ranking, clicks, picked={"B"}) == pytest.approx(0.3)
+    assert label_change_chance("sure", ["B"], ranking, clicks, picked={"B"}, positive_cut=0.0) == pytest.approx(0.7)
     # two queries with the same tie: the one whose candidates the logs say are irrelevant is asked later
     traffic = {k: QueryTraffic(k, k, searches=3) for k in ("sure", "doubt")}
     tied = {"sure": ranking, "doubt": [("X", 0.9), ("Y", 0.89), ("C", 0.2)]}
@@ -179,6 +184,14 @@ def test_click_model_weighs_the_chance_of_a_relevant_candidate():
     assert [p.query for p in proposals] == ["sure", "doubt"]
     assert proposals[0].reason == proposals[1].reason == "tied_scores"
     assert proposals[0].priority > proposals[1].priority
+    # users picked the tie's top item: while training keeps that click (cut 0.5) an answer would mostly
+    # confirm it; were the click dropped (cut 0.95), the same answer would add a positive, so it ranks higher
+    picked = {"sure": QueryTraffic("sure", "sure", searches=3, with_selection=3)}
+    picked["sure"].picks.update({"A": 3})
+    kept = propose(picked, tied, None, judged={}, clicks=clicks, positive_cut=0.5)
+    dropped = propose(picked, tied, None, judged={}, clicks=clicks, positive_cut=0.95)
+    assert kept[0].reasons == dropped[0].reasons
+    assert kept[0].priority < dropped[0].priority
 
 
 def test_compare_with_a_second_ranking(loop: EmbedLoop):

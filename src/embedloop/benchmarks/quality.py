@@ -708,6 +708,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulated reviewer (issue 13): after one round of clicks, answer B review-queue questions vs B "
         "random ones per budget, one cycle per arm; writes review.json (see benchmarks/review.py)",
     )
+    p.add_argument(
+        "--review-arms",
+        default="queue,random",
+        metavar="ARM,...",
+        help="which answered arms --review-budgets runs besides the clicks-only one: queue, random or both "
+        "(default). A seeded arm repeats exactly, so a change to the queue can be measured on the queue arms "
+        "alone and pooled with an earlier run's random arms (bench/review_seeds.py --reuse-arms)",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default bench-results/<dataset>)")
     p.add_argument("--keep-storage", action="store_true", help="keep the temporary storage folder")
     p.add_argument(
@@ -1025,6 +1033,10 @@ def _review_benchmark(
     from embedloop.benchmarks.review import gate_verdicts, run_review_arms
 
     budgets = [int(b) for b in str(args.review_budgets).split(",") if b.strip()]
+    strategies = [x.strip() for x in str(args.review_arms).split(",") if x.strip()]
+    unknown = sorted(set(strategies) - {"queue", "random"})
+    if unknown or not strategies:
+        raise SystemExit(f"--review-arms takes queue, random or both (comma-separated), got {args.review_arms!r}")
     sim = simulate_round(loop, data, train_qids, rel_train, args, rng)
     sim.pop("pairs")
     loop.close()
@@ -1037,6 +1049,7 @@ def _review_benchmark(
         lambda lp: evaluate_active(lp, data, args.eval_split),
         args.seed,
         scorer=lambda: CandidateScorer(data, args.eval_split),
+        strategies=strategies,
     )
     review["gate"] = gate_verdicts(review["arms"], base)
     results = {"benchmark": "review_queue", "config": vars(args), "base": base, "clicks_round": sim, **review}

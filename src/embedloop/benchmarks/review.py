@@ -137,6 +137,7 @@ def run_review_arms(
     evaluate: Callable[[Any], dict[str, float]],
     seed: int,
     scorer: Callable[[], Any] | None = None,
+    strategies: Sequence[str] = ("queue", "random"),
 ) -> dict[str, Any]:
     """Every arm from a copy of ``storage`` (a closed loop's folder after one round of clicks).
 
@@ -144,7 +145,8 @@ def run_review_arms(
     ``evaluate(loop)``: dev metrics of the loop's active model; ``scorer()``: a context manager
     whose ``scores`` maps each candidate version trained inside it to its dev metrics, so that an
     arm's model is scored whatever the gate's or trial's verdict (the value of the answers to
-    training is measured apart from the promotion decision).
+    training is measured apart from the promotion decision). ``strategies``: the answered arms to run
+    (the clicks-only arm always runs: it is every comparison's reference).
     """
     import contextlib
 
@@ -156,7 +158,9 @@ def run_review_arms(
         qid = by_text.get(normalise_query(query))
         return relevant[qid] if qid is not None else None
 
-    arms: list[tuple[str, int]] = [("clicks", 0)] + [(s, b) for b in budgets for s in ("queue", "random")]
+    arms: list[tuple[str, int]] = [("clicks", 0)] + [
+        (s, b) for b in budgets for s in ("queue", "random") if s in strategies
+    ]
     results: dict[str, Any] = {}
     for strategy, budget in arms:
         name = strategy if budget == 0 else f"{strategy}@{budget}"
@@ -198,10 +202,15 @@ def run_review_arms(
 def summarise(
     arms: dict[str, Any], budgets: Sequence[int], metric: str = "ndcg@10", key: str = "candidate_dev"
 ) -> dict[str, Any]:
-    """Gain per answer of each arm's trained model over ``clicks`` and the queue/random ratio per budget."""
+    """Gain per answer of each arm's trained model over ``clicks`` and the queue/random ratio per budget.
+
+    A budget is reported only when both its queue and its random arm exist.
+    """
     base = arms["clicks"][key][metric]
     out: dict[str, Any] = {"clicks_" + metric: base}
     for b in budgets:
+        if f"queue@{b}" not in arms or f"random@{b}" not in arms:
+            continue
         q, r = arms[f"queue@{b}"][key][metric], arms[f"random@{b}"][key][metric]
         per_q, per_r = (q - base) / b, (r - base) / b
         out[str(b)] = {
@@ -218,6 +227,33 @@ def summarise(
                 share = spent.get("questions_changing_labels", 0) / spent["questions"]
                 out[str(b)][f"{strategy}_label_change_share"] = round(share, 3)
     return out
+
+
+def reuse_arms(run: dict[str, Any], earlier: dict[str, Any], tolerance: float = 1e-9) -> dict[str, Any]:
+    """``run`` completed with the arms only ``earlier`` has (the same seed's run before a change).
+
+    Seeded arms repeat exactly, so an arm the change cannot affect (e.g. ``random@B`` after a change to
+    the queue) is taken from ``earlier`` — but only when both runs' clicks-only arm scored the same on
+    dev, which checks that the traffic and training did repeat. Raises ``ValueError`` otherwise.
+    The summary and the gate's verdicts are recomputed over the merged arms.
+    """
+    mine = run["arms"]["clicks"]["candidate_dev"]
+    theirs = earlier["arms"]["clicks"]["candidate_dev"]
+    drift = max(abs(mine[m] - theirs[m]) for m in mine if m in theirs)
+    if drift > tolerance:
+        raise ValueError(
+            f"the clicks-only arm differs from the earlier run's by {drift:.6f}: the runs did not repeat the same "
+            "traffic and training (another seed, corpus limit or setting?), so their arms cannot be pooled"
+        )
+    arms = {**{k: v for k, v in earlier["arms"].items() if k not in run["arms"]}, **run["arms"]}
+    budgets = sorted({a["budget"] for a in arms.values() if a["budget"]})
+    return {
+        **run,
+        "arms": arms,
+        "reused_arms": sorted(set(arms) - set(run["arms"])),
+        "summary": summarise(arms, budgets),
+        "gate": gate_verdicts(arms, run["base"]),
+    }
 
 
 def gate_verdicts(arms: dict[str, Any], base: dict[str, float], metric: str = "ndcg@10") -> dict[str, Any]:

@@ -29,10 +29,11 @@ A question's priority is
 ``(best + 0.25 * rest) * (1 + 0.25 * ln(searches)) * (0.5 + 0.5 * chance)``:
 ``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
 ``rest`` the sum of the other weighted scores, frequent queries count more, and
-``chance`` is the click model's probability that at least one of the offered
-candidates is relevant (an answer that finds a relevant item teaches more than
-one that rejects them all). Its ``reason`` is the reason with the largest
-weighted score.
+``chance`` is the click model's probability that the answer changes at least
+one training label (:func:`label_change_chance`: a relevant candidate nobody's
+click made a positive, or an irrelevant one a click did; an answer that only
+confirms what the clicks said teaches least). Its ``reason`` is the reason
+with the largest weighted score.
 
 Each question offers up to :data:`MAX_CANDIDATES` items not yet judged for
 that query, scored by the active model (at least :data:`MIN_CANDIDATES`).
@@ -48,7 +49,7 @@ import logging
 import math
 import weakref
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,25 +199,33 @@ def reason_scores(
     return out
 
 
-def relevance_chance(
-    key: str, candidates: Sequence[str], ranking: list[tuple[str, float]], clicks: ClickModel | None
+def label_change_chance(
+    key: str,
+    candidates: Sequence[str],
+    ranking: list[tuple[str, float]],
+    clicks: ClickModel | None,
+    picked: Collection[str] = (),
+    positive_cut: float = 0.5,
 ) -> float:
-    """P(at least one of ``candidates`` is relevant for query ``key``) under the click model (1.0 without one).
+    """P(the answer changes at least one training label of query ``key``) under the click model (1.0 without one).
 
-    A pair the logs showed has its posterior; any other candidate the model's prior for the rank
-    the active model gives it (the prior of the deepest rank for items outside its top results).
+    A candidate's relevance ``p`` is its posterior when the logs showed the pair, else the click model's
+    prior for the rank the active model gives it (the prior of the deepest rank outside its top results).
+    Training already treats a ``picked`` item with ``p >= positive_cut`` as a positive: the answer changes
+    it if the item is irrelevant (``1 - p``). Any other candidate is no positive yet: the answer changes it
+    if the item is relevant (``p``).
     """
     if clicks is None or not clicks.prior:
         return 1.0
     rank_of = {item: r for r, (item, _s) in enumerate(ranking, start=1)}
-    none_relevant = 1.0
+    unchanged = 1.0
     for item in candidates:
         p = clicks.relevance(key, item)
         if p is None:
             rank = min(rank_of.get(item, len(clicks.prior)), len(clicks.prior))
             p = clicks.prior[rank - 1]
-        none_relevant *= 1.0 - p
-    return 1.0 - none_relevant
+        unchanged *= p if item in picked and p >= positive_cut else 1.0 - p
+    return 1.0 - unchanged
 
 
 def priority_of(scores: dict[str, tuple[float, list[str]]], searches: int) -> tuple[float, str | None]:
@@ -247,12 +256,14 @@ def propose(
     judged: dict[str, set[str]],
     relevant: dict[str, set[str]] | None = None,
     clicks: ClickModel | None = None,
+    positive_cut: float = 0.5,
 ) -> list[Proposal]:
     """Questions for every query worth asking about, highest priority first.
 
     ``judged``: items already judged per normalised query (never asked again); a reason whose
     items are all judged is moot, and so is ``no_selection`` once a query has a ``relevant`` item.
-    ``clicks``: the click model fitted on the traffic (``click_uncertain`` and the relevance chance).
+    ``clicks``: the click model fitted on the traffic (``click_uncertain`` and the label-change chance);
+    ``positive_cut``: the posterior from which training keeps a click as a positive (0 without a click model).
     """
     relevant = relevant or {}
     out = []
@@ -274,7 +285,7 @@ def propose(
         candidates = [i for i in dict.fromkeys(ordered) if i not in known][:MAX_CANDIDATES]
         if len(candidates) < MIN_CANDIDATES:
             continue
-        priority *= 0.5 + 0.5 * relevance_chance(key, candidates, ranking, clicks)
+        priority *= 0.5 + 0.5 * label_change_chance(key, candidates, ranking, clicks, t.picks, positive_cut)
         out.append(
             Proposal(t.query, reason, {r: round(s, 4) for r, (s, _i) in scores.items()}, round(priority, 4), candidates)
         )
@@ -356,11 +367,13 @@ def refresh_queue(
     compare_with: Ranker | None = None,
     max_searches: int = MAX_SEARCHES,
     list_scorer: ListScorer | None = None,
+    positive_cut: float = 0.5,
 ) -> int:
     """Expire moot questions, then add new ones from recent traffic; returns how many were added.
 
     ``list_scorer`` gives the click model the active model's scores of the shown lists (as training
-    does with ``click_model="pbm_scores"``).
+    does with ``click_model="pbm_scores"``); ``positive_cut``: training's ``click_min_relevance``
+    (0 when training keeps every click).
 
     Nothing is recomputed when nothing it depends on changed since this process last refreshed
     (searches, selections, judgments, open questions, catalog revision, active version).
@@ -376,6 +389,7 @@ def refresh_queue(
         compare_with=compare_with,
         max_searches=max_searches,
         list_scorer=list_scorer,
+        positive_cut=positive_cut,
     )
     _LAST_REFRESH[store] = (*db.traffic_stamp(store), store.catalog_revision(), active_version)
     return added
@@ -394,6 +408,7 @@ def _refresh(
     compare_with: Ranker | None,
     max_searches: int,
     list_scorer: ListScorer | None = None,
+    positive_cut: float = 0.5,
 ) -> int:
     expire_stale(store, active_version)
     sessions = db.recent_traffic(store, max_searches)
@@ -417,7 +432,7 @@ def _refresh(
     clicks = fit_click_model(click_log(sessions, list_scorer))  # every search: the examination curve needs them all
     revision = store.catalog_revision()
     rows = []
-    for p in propose(traffic, ranked, other, judged, relevant, clicks):
+    for p in propose(traffic, ranked, other, judged, relevant, clicks, positive_cut):
         known = dict(ranked.get(normalise_query(p.query), []))
         missing = [i for i in p.candidates if i not in known]
         if missing:
