@@ -17,6 +17,12 @@ After a change to the queue, run only its arms (``--review-arms queue``) and tak
 from the earlier runs of the same seeds (checked: the clicks-only arms must score the same):
 
     python bench/review_seeds.py runs/new-seed*/review.json --reuse-arms runs/review-seed*/review.json
+
+Runs of the same ``--seed`` with another training seed (``--set seed=43``) are training draws on the
+same clicks and answers: each arm's dev metrics are averaged over them before pooling (less of one
+training run's noise in every difference):
+
+    python bench/review_seeds.py runs/review-seed*/review.json runs/review-seed*-train43/review.json
 """
 
 from __future__ import annotations
@@ -25,12 +31,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 if (HERE.parent / "src").is_dir() and str(HERE.parent / "src") not in sys.path:
     sys.path.insert(0, str(HERE.parent / "src"))
 
-from embedloop.benchmarks.review import pool_seeds, reuse_arms  # noqa: E402
+from embedloop.benchmarks.review import average_draws, pool_seeds, reuse_arms  # noqa: E402
+
+
+def _complete(run: dict[str, Any]) -> bool:
+    """Whether a run has a queue and a random arm for every budget it ran."""
+    budgets = {arm["budget"] for arm in run["arms"].values() if arm.get("budget")}
+    return all(f"{s}@{b}" in run["arms"] for b in budgets for s in ("queue", "random"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -52,12 +65,23 @@ def main(argv: list[str] | None = None) -> int:
     runs = [json.loads(p.read_text()) for p in args.results]
     earlier = {run["config"]["seed"]: run for run in (json.loads(p.read_text()) for p in args.reuse_arms)}
     if earlier:
-        try:
-            runs = [reuse_arms(run, earlier[run["config"]["seed"]]) for run in runs]
-        except KeyError as exc:
-            parser.error(f"no earlier run with seed {exc.args[0]} among --reuse-arms")
-        except ValueError as exc:
-            parser.error(str(exc))
+        filled = []
+        for run in runs:
+            if _complete(run):
+                filled.append(run)
+                continue
+            seed = run["config"]["seed"]
+            if seed not in earlier:
+                parser.error(f"no earlier run with seed {seed} among --reuse-arms")
+            try:
+                filled.append(reuse_arms(run, earlier[seed]))
+            except ValueError as exc:
+                parser.error(str(exc))
+        runs = filled
+    try:
+        runs = average_draws(runs)
+    except ValueError as exc:
+        parser.error(str(exc))
     pooled = {"files": [str(p) for p in args.results], **pool_seeds(runs)}
     text = json.dumps(pooled, indent=2)
     if args.out:

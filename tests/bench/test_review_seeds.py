@@ -21,8 +21,11 @@ def load_script():  # type: ignore[no-untyped-def]
     return module
 
 
-def write_run(path: Path, clicks: float, queue: float | None, rand: float | None, seed: int = 1) -> Path:
-    arms = {"clicks": {"budget": 0, "status": "trial", "candidate_dev": {"ndcg@10": clicks}}}
+def write_run(
+    path: Path, clicks: float, queue: float | None, rand: float | None, seed: int = 1, selections: int = 300
+) -> Path:
+    dev = {"ndcg@10": clicks, "per_query_ndcg@10": {"q1": clicks}}  # as the benchmark writes it
+    arms = {"clicks": {"budget": 0, "status": "trial", "candidate_dev": dev}}
     for name, value in (("queue@10", queue), ("random@10", rand)):
         if value is not None:
             arms[name] = {
@@ -31,13 +34,19 @@ def write_run(path: Path, clicks: float, queue: float | None, rand: float | None
                 "candidate_dev": {"ndcg@10": value},
                 "answers": {"questions": 10},
             }
-    run = {"summary": summarise(arms, [10]), "arms": arms, "config": {"seed": seed}, "base": {"ndcg@10": 0.4}}
+    run = {
+        "summary": summarise(arms, [10]),
+        "arms": arms,
+        "config": {"seed": seed},
+        "base": {"ndcg@10": 0.4},
+        "clicks_round": {"selections": selections},
+    }
     path.write_text(json.dumps(run))
     return path
 
 
 def test_pools_the_files_and_writes_the_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
-    files = [write_run(tmp_path / "a.json", 0.5, 0.52, 0.51), write_run(tmp_path / "b.json", 0.6, 0.6, 0.62)]
+    files = [write_run(tmp_path / "a.json", 0.5, 0.52, 0.51), write_run(tmp_path / "b.json", 0.6, 0.6, 0.62, seed=2)]
     out = tmp_path / "pooled.json"
     assert load_script().main([*map(str, files), "--out", str(out)]) == 0
     pooled = json.loads(out.read_text())
@@ -74,3 +83,23 @@ def test_reuse_arms_refuses_runs_that_did_not_repeat(tmp_path: Path, capsys: pyt
     with pytest.raises(SystemExit):
         load_script().main([str(other_seed), "--reuse-arms", str(earlier)])
     assert "no earlier run with seed 3" in capsys.readouterr().err
+
+
+def test_training_draws_of_one_traffic_seed_are_averaged(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    draws = [write_run(tmp_path / "a.json", 0.50, 0.53, 0.50), write_run(tmp_path / "b.json", 0.52, 0.53, 0.54)]
+    other = write_run(tmp_path / "c.json", 0.6, 0.61, 0.6, seed=2)
+    out = tmp_path / "pooled.json"
+    assert load_script().main([*map(str, draws), str(other), "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["budgets"]["10"]
+    # seed 1 is one seed (the mean of its two draws: queue 0.53 - random 0.52), not two
+    assert entry["seeds"] == 2
+    assert entry["queue_minus_random"]["mean"] == pytest.approx((0.01 + 0.01) / 2)
+    assert entry["queue_minus_clicks"]["mean"] == pytest.approx((0.02 + 0.01) / 2)
+
+
+def test_draws_of_different_traffic_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    a = write_run(tmp_path / "a.json", 0.50, 0.53, 0.50)
+    b = write_run(tmp_path / "b.json", 0.52, 0.53, 0.54, selections=280)
+    with pytest.raises(SystemExit):
+        load_script().main([str(a), str(b)])
+    assert "different clicks rounds" in capsys.readouterr().err

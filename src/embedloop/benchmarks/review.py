@@ -239,7 +239,8 @@ def reuse_arms(run: dict[str, Any], earlier: dict[str, Any], tolerance: float = 
     """
     mine = run["arms"]["clicks"]["candidate_dev"]
     theirs = earlier["arms"]["clicks"]["candidate_dev"]
-    drift = max(abs(mine[m] - theirs[m]) for m in mine if m in theirs)
+    numbers = [m for m, v in mine.items() if isinstance(v, int | float) and isinstance(theirs.get(m), int | float)]
+    drift = max((abs(mine[m] - theirs[m]) for m in numbers), default=float("inf"))
     if drift > tolerance:
         raise ValueError(
             f"the clicks-only arm differs from the earlier run's by {drift:.6f}: the runs did not repeat the same "
@@ -254,6 +255,47 @@ def reuse_arms(run: dict[str, Any], earlier: dict[str, Any], tolerance: float = 
         "summary": summarise(arms, budgets),
         "gate": gate_verdicts(arms, run["base"]),
     }
+
+
+def average_draws(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs of the same traffic seed (``config.seed``) merged into one: every arm's dev metrics averaged.
+
+    Runs that share a traffic seed but differ in the training seed (``--set seed=N``) are independent
+    training draws on the same clicks and answers; their mean is what the answers are worth with less
+    of one training run's noise. They must have logged the same clicks round (else ``ValueError``).
+    The gate's verdicts are summed over the draws (each draw's candidates are candidates of their own).
+    """
+    groups: dict[Any, list[dict[str, Any]]] = {}
+    for run in runs:
+        groups.setdefault(run["config"]["seed"], []).append(run)
+    out = []
+    for seed, group in groups.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        if any(run.get("clicks_round") != group[0].get("clicks_round") for run in group):
+            raise ValueError(f"runs of seed {seed} logged different clicks rounds: they are not draws of one traffic")
+        names = [name for name in group[0]["arms"] if all(name in run["arms"] for run in group)]
+        arms = {}
+        for name in names:
+            devs = [run["arms"][name]["candidate_dev"] for run in group]
+            mean = {m: sum(d[m] for d in devs) / len(devs) for m, v in devs[0].items() if isinstance(v, int | float)}
+            arms[name] = {**group[0]["arms"][name], "candidate_dev": mean, "draws": [d.get("ndcg@10") for d in devs]}
+        budgets = sorted({a["budget"] for a in arms.values() if a["budget"]})
+        gate: dict[str, Counter[str]] = {}
+        for run in group:
+            for source, counts in run.get("gate", {}).get("by_source", {}).items():
+                gate.setdefault(source, Counter()).update(counts)
+        out.append(
+            {
+                **group[0],
+                "arms": arms,
+                "training_draws": len(group),
+                "summary": summarise(arms, budgets),
+                "gate": {"by_source": {k: dict(v) for k, v in gate.items()}},
+            }
+        )
+    return out
 
 
 def gate_verdicts(arms: dict[str, Any], base: dict[str, float], metric: str = "ndcg@10") -> dict[str, Any]:
