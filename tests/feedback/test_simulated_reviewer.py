@@ -13,6 +13,7 @@ from embedloop.benchmarks.review import (
     answer_random,
     gate_verdicts,
     pool_seeds,
+    run_review_arms,
     simulated_answer,
     summarise,
 )
@@ -39,6 +40,23 @@ def test_queue_and_random_arms_spend_their_budget(fake_loop: EmbedLoop, finance_
     assert rest["questions"] == 1
     rnd = answer_random(fake_loop, 2, relevant_of, random.Random(1))
     assert rnd["questions"] == 2 and rnd["judgments"] == 10
+
+
+def test_review_arms_runs_only_the_strategies_asked_for(settings, finance_items):
+    with EmbedLoop(settings) as loop:  # the real small model: each arm reopens the copied storage
+        loop.add_items(finance_items)
+        for query in QRELS:
+            loop.search(query, k=5)
+    queries = {f"q{i}": q for i, q in enumerate(QRELS)}
+    relevant = {f"q{i}": QRELS[q] for i, q in enumerate(QRELS)}
+    out = run_review_arms(
+        settings, settings.storage_path, queries, relevant, [2], lambda lp: {"ndcg@10": 0.5}, 1, strategies=("queue",)
+    )
+    assert set(out["arms"]) == {"clicks", "queue@2"}
+    assert out["arms"]["queue@2"]["answers"]["questions"] == 2
+    assert out["summary"] == {"clicks_ndcg@10": 0.5}  # no random arm: no comparison is claimed
+    with EmbedLoop(settings) as loop:  # every arm worked on a copy: the original storage has no judgments
+        assert loop.judgments() == []
 
 
 def test_summarise_gain_per_answer():
