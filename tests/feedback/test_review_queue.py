@@ -241,3 +241,23 @@ def test_the_queue_reads_the_click_model_training_uses(settings, caplog):
         fits = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Click model:")]
         assert fits, click_model
         assert ("'score_prior': None" not in fits[-1]) is scored, fits[-1]
+
+
+def test_the_queue_reads_which_clicks_training_keeps(settings):
+    """``click_min_relevance`` reaches the label-change chance: a pick kept as a positive is asked about less."""
+    from embedloop.models.encoder import HashingEncoder
+
+    priorities = {}
+    for cut in (0.01, 0.99):  # nearly every pick kept as a positive vs nearly none
+        storage = settings.storage_path / f"cut{cut}"
+        changed = settings.replace(storage_path=storage, click_model="pbm", click_min_relevance=cut)
+        with EmbedLoop(changed, encoder=HashingEncoder()) as lp:
+            lp.add_items(ITEMS)
+            for query, pick in (("beta corporation", "B"), ("gamma holdings", "C"), ("delta", None)):
+                result = lp.search(query, k=4)
+                if pick is not None:
+                    lp.record_selection(result.search_id, pick)
+            priorities[cut] = {q["query"]: q["priority"] for q in lp.review_queue(limit=10)}
+    assert priorities[0.01]["delta"] == priorities[0.99]["delta"]  # nothing picked: the cut does not matter
+    picked = [q for q in ("beta corporation", "gamma holdings") if q in priorities[0.01]]
+    assert picked and all(priorities[0.01][q] != priorities[0.99][q] for q in picked)

@@ -282,17 +282,13 @@ def average_draws(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
             mean = {m: sum(d[m] for d in devs) / len(devs) for m, v in devs[0].items() if isinstance(v, int | float)}
             arms[name] = {**group[0]["arms"][name], "candidate_dev": mean, "draws": [d.get("ndcg@10") for d in devs]}
         budgets = sorted({a["budget"] for a in arms.values() if a["budget"]})
-        gate: dict[str, Counter[str]] = {}
-        for run in group:
-            for source, counts in run.get("gate", {}).get("by_source", {}).items():
-                gate.setdefault(source, Counter()).update(counts)
         out.append(
             {
                 **group[0],
                 "arms": arms,
                 "training_draws": len(group),
                 "summary": summarise(arms, budgets),
-                "gate": {"by_source": {k: dict(v) for k, v in gate.items()}},
+                "gate": {"by_source": _gate_totals(group)},
             }
         )
     return out
@@ -378,9 +374,14 @@ def pool_seeds(runs: Sequence[dict[str, Any]], metric: str = "ndcg@10") -> dict[
                 changing = sum(a["questions_changing_labels"] for a in counted)
                 entry[strategy]["label_change_share"] = round(changing / asked, 3) if asked else None
         out["budgets"][str(b)] = entry
+    out["gate"] = _gate_totals(runs)
+    return out
+
+
+def _gate_totals(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """The pre-check's verdict counts (``gate.by_source``) summed over runs."""
     gate: dict[str, Counter[str]] = {}
     for run in runs:
         for source, counts in run.get("gate", {}).get("by_source", {}).items():
             gate.setdefault(source, Counter()).update(counts)
-    out["gate"] = {source: dict(counts) for source, counts in gate.items()}
-    return out
+    return {source: dict(counts) for source, counts in gate.items()}
