@@ -116,6 +116,37 @@ def test_label_changes_count_new_positives_and_overruled_clicks(fake_loop: Embed
     assert changes.report() == {"questions_changing_labels": 1, "new_positives": 1, "overruled_clicks": 1}
 
 
+def test_label_changes_against_training_labels(fake_loop: EmbedLoop, finance_items):
+    """A mis-click training already dropped is no change to it; a relevant click it dropped is a new positive."""
+    fake_loop.add_items(finance_items)
+    fake_loop.record_feedback("apple stock", shown=["APLE", "AAPL", "MSFT"], selected=["APLE", "AAPL"])
+    trained = {"apple stock": {"AAPL"}}  # training kept AAPL; APLE's click was dropped (say, by the click model)
+    changes = LabelChanges(fake_loop.store.feedback_sessions(), trained)
+    changes.add("Apple Stock", selected=[], rejected=["APLE", "MSFT"])  # overrules a click, not a training label
+    changes.add("apple stock", selected=["AAPL", "APLE"], rejected=["MSFT"])  # APLE back as a training positive
+    assert changes.report() == {
+        "questions_changing_labels": 1,
+        "new_positives": 0,
+        "overruled_clicks": 1,
+        "questions_changing_training_labels": 1,
+        "training_new_positives": 1,
+        "training_overruled_clicks": 0,
+    }
+
+
+def test_training_positives_are_the_next_cycles_positives(fake_loop: EmbedLoop, finance_items):
+    from embedloop.benchmarks.review import training_positives
+    from embedloop.training.cycle import next_training_examples
+
+    fake_loop.add_items(finance_items)
+    for query, picked in [("apple stock", "AAPL"), ("tesla", "TSLA"), ("microsoft", "MSFT"), ("alphabet", "GOOGL")]:
+        fake_loop.record_feedback(query, shown=[picked, "SPY"], selected=[picked])
+    examples, _ = next_training_examples(fake_loop.services())
+    trained = training_positives(fake_loop)
+    assert trained == {ex.query.lower(): {ex.positive} for ex in examples}
+    assert sum(len(ids) for ids in trained.values()) == len(examples) > 0
+
+
 def review_run(clicks: float, queue: float, rand: float, changing: int) -> dict:
     arms = {
         "clicks": {"candidate_dev": {"ndcg@10": clicks}},
@@ -144,3 +175,17 @@ def test_pool_seeds_pairs_the_arms_within_each_seed():
     assert ten["queue"] == {"questions": 20, "relevant_found": 8, "label_change_share": 0.5}
     assert ten["random"]["label_change_share"] == 0.3
     assert out["gate"] == {"clicks": {"arms": 6, "correct": 2, "sign_agrees": 4}}
+
+
+def test_pool_seeds_counts_training_label_changes_where_runs_have_them():
+    old, new = review_run(0.50, 0.53, 0.51, 6), review_run(0.60, 0.61, 0.62, 4)
+    for arm, changing, fresh in (("queue@10", 2, 1), ("random@10", 1, 1)):
+        new["arms"][arm]["answers"].update(
+            questions_changing_training_labels=changing, training_new_positives=fresh, training_overruled_clicks=1
+        )
+    new["summary"] = summarise(new["arms"], [10])
+    assert new["summary"]["10"]["queue_training_label_change_share"] == 0.2
+    ten = pool_seeds([old, new])["budgets"]["10"]
+    assert ten["queue"]["label_change_share"] == 0.5  # both runs counted against the clicks
+    assert ten["queue"]["training_label_change_share"] == 0.2  # only the newer run against training
+    assert ten["queue"]["training_new_positives"] == 1 and ten["random"]["training_overruled_clicks"] == 1

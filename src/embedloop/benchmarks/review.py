@@ -46,36 +46,67 @@ def logged_traffic(loop: Any) -> list[Any]:
 
 
 class LabelChanges:
-    """What the answers change against the clicks: a training label the clicks alone would not give.
+    """What the answers change: a label the clicks alone would not give.
 
-    Per question: relevant items nobody clicked (new positives) and clicked items judged irrelevant
-    (a click-positive overruled). A question that does neither only confirms what the clicks said.
+    Per question, against the clicks: relevant items nobody clicked (new positives) and clicked items
+    judged irrelevant (a click-positive overruled). A question that does neither only confirms what the
+    clicks said. With ``trained`` (normalised query -> the positives the next cycle would train on:
+    :func:`training_positives`), the same counts against training's labels, which the click model and
+    the held-out split have already thinned: a mis-click training already dropped is no change there,
+    and a relevant click it dropped comes back as a new training positive.
     """
 
-    def __init__(self, traffic: Sequence[Any]) -> None:
+    def __init__(self, traffic: Sequence[Any], trained: dict[str, set[str]] | None = None) -> None:
         self.clicked: dict[str, set[str]] = {}
         for session in traffic:
             self.clicked.setdefault(normalise_query(session.query), set()).update(i for i, *_ in session.selected)
+        self.trained = trained
         self.counts: Counter[str] = Counter()
 
     def add(self, query: str, selected: Sequence[str], rejected: Sequence[str]) -> None:
         """Count one answered question about ``query``."""
-        clicked = self.clicked.get(normalise_query(query), set())
-        new = sum(item not in clicked for item in selected)
-        overruled = sum(item in clicked for item in rejected)
-        self.counts["new_positives"] += new
-        self.counts["overruled_clicks"] += overruled
-        self.counts["questions_changing_labels"] += bool(new or overruled)
+        key = normalise_query(query)
+        against = [("", self.clicked)] + ([("training_", self.trained)] if self.trained is not None else [])
+        for prefix, positives in against:
+            known = positives.get(key, set())
+            new = sum(item not in known for item in selected)
+            overruled = sum(item in known for item in rejected)
+            self.counts[prefix + "new_positives"] += new
+            self.counts[prefix + "overruled_clicks"] += overruled
+            self.counts["questions_changing_" + prefix + "labels"] += bool(new or overruled)
 
     def report(self) -> dict[str, int]:
         """The totals so far."""
-        return {k: self.counts[k] for k in ("questions_changing_labels", "new_positives", "overruled_clicks")}
+        keys = ["questions_changing_labels", "new_positives", "overruled_clicks"]
+        if self.trained is not None:
+            keys += ["questions_changing_training_labels", "training_new_positives", "training_overruled_clicks"]
+        return {k: self.counts[k] for k in keys}
 
 
-def answer_queue(loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None]) -> dict[str, Any]:
-    """Answer up to ``budget`` questions of the review queue, most useful first."""
+def training_positives(loop: Any) -> dict[str, set[str]]:
+    """Normalised query -> the catalog items the loop's next cycle would train on as positives."""
+    from embedloop.training.cycle import next_training_examples
+
+    examples, _texts = next_training_examples(loop.services())
+    out: dict[str, set[str]] = {}
+    for ex in examples:
+        if ex.positive_text is None:  # not a domain example
+            out.setdefault(normalise_query(ex.query), set()).add(ex.positive)
+    return out
+
+
+def answer_queue(
+    loop: Any,
+    budget: int,
+    relevant_of: Callable[[str], set[str] | None],
+    trained: dict[str, set[str]] | None = None,
+) -> dict[str, Any]:
+    """Answer up to ``budget`` questions of the review queue, most useful first.
+
+    ``trained``: training's positives before the answers (:class:`LabelChanges`).
+    """
     answered, judgments, positives = 0, 0, 0
-    changes = LabelChanges(logged_traffic(loop))
+    changes = LabelChanges(logged_traffic(loop), trained)
     reasons: Counter[str] = Counter()
     skipped: set[str] = set()
     while answered < budget:
@@ -108,7 +139,11 @@ def answer_queue(loop: Any, budget: int, relevant_of: Callable[[str], set[str] |
 
 
 def answer_random(
-    loop: Any, budget: int, relevant_of: Callable[[str], set[str] | None], rng: random.Random
+    loop: Any,
+    budget: int,
+    relevant_of: Callable[[str], set[str] | None],
+    rng: random.Random,
+    trained: dict[str, set[str]] | None = None,
 ) -> dict[str, Any]:
     """Answer ``budget`` questions about train queries drawn at random from the logged traffic."""
     traffic = logged_traffic(loop)
@@ -116,7 +151,7 @@ def answer_random(
     picked = rng.sample(queries, min(budget, len(queries)))
     ranked = state_ranker(loop.searcher.state, loop.settings.encode_batch_size)(picked, MAX_CANDIDATES)
     judgments = positives = 0
-    changes = LabelChanges(traffic)
+    changes = LabelChanges(traffic, trained)
     for query, top in zip(picked, ranked, strict=True):
         relevant = relevant_of(query) or set()
         selected, rejected = simulated_answer([item_id for item_id, _score in top], relevant)
@@ -162,6 +197,7 @@ def run_review_arms(
         (s, b) for b in budgets for s in ("queue", "random") if s in strategies
     ]
     results: dict[str, Any] = {}
+    trained: dict[str, set[str]] | None = None  # training's positives before any answer (every arm's are equal)
     for strategy, budget in arms:
         name = strategy if budget == 0 else f"{strategy}@{budget}"
         copy = Path(tempfile.mkdtemp(prefix="embedloop-review-arm-"))
@@ -170,10 +206,13 @@ def run_review_arms(
             shutil.copytree(storage, copy, dirs_exist_ok=True)
             with EmbedLoop(settings.replace(storage_path=copy)) as loop:
                 spent: dict[str, Any] = {"questions": 0, "judgments": 0}
+                if trained is None:
+                    trained = training_positives(loop)
+                    spent["training_positives"] = sum(len(ids) for ids in trained.values())
                 if strategy == "queue":
-                    spent = answer_queue(loop, budget, relevant_of)
+                    spent = answer_queue(loop, budget, relevant_of, trained)
                 elif strategy == "random":
-                    spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget))
+                    spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget), trained)
                 watch = scorer() if scorer is not None else contextlib.nullcontext()
                 with watch:
                     cycle = loop.fine_tune(force=True)
@@ -221,11 +260,13 @@ def summarise(
             "ratio": round(per_q / per_r, 3) if per_r > 0 else None,
             "queue_beats_random": q > r,
         }
-        for strategy in ("queue", "random"):  # share of answers that changed a label the clicks gave
+        for strategy in ("queue", "random"):  # share of answers that changed a label the clicks / training gave
             spent = arms[f"{strategy}@{b}"].get("answers", {})
-            if spent.get("questions"):
-                share = spent.get("questions_changing_labels", 0) / spent["questions"]
-                out[str(b)][f"{strategy}_label_change_share"] = round(share, 3)
+            for against in ("", "training_"):
+                changing = spent.get(f"questions_changing_{against}labels")
+                if spent.get("questions") and changing is not None:
+                    share = round(changing / spent["questions"], 3)
+                    out[str(b)][f"{strategy}_{against}label_change_share"] = share
     return out
 
 
@@ -341,7 +382,8 @@ def pool_seeds(runs: Sequence[dict[str, Any]], metric: str = "ndcg@10") -> dict[
 
     Per budget: queue - clicks, random - clicks and queue - random (each seed's arms share its clicks,
     so the differences are paired), the ratio of the mean gains per answer, the share of seeds where
-    the queue won, relevant items found and label-changing answers summed over seeds. ``gate``: every
+    the queue won, relevant items found and label-changing answers summed over seeds (against the clicks,
+    and against training's labels where the runs counted them: ``training_*``). ``gate``: every
     arm's pre-check verdict against its dev gain, counted by the held-out set it read.
     """
     budgets = sorted({int(b) for run in runs for b in run["summary"] if b.isdigit()})
@@ -364,15 +406,20 @@ def pool_seeds(runs: Sequence[dict[str, Any]], metric: str = "ndcg@10") -> dict[
         entry["gain_per_answer_ratio"] = round(sum(q_gain) / len(q_gain) / mean_r, 3) if mean_r > 0 else None
         for strategy in ("queue", "random"):
             answers = [run["arms"][f"{strategy}@{b}"]["answers"] for run in rows]
-            counted = [a for a in answers if "questions_changing_labels" in a]
             entry[strategy] = {
                 "questions": sum(a["questions"] for a in answers),
                 "relevant_found": sum(a.get("relevant_found", 0) for a in answers),
             }
-            if counted:
+            for against in ("", "training_"):
+                counted = [a for a in answers if f"questions_changing_{against}labels" in a]
                 asked = sum(a["questions"] for a in counted)
-                changing = sum(a["questions_changing_labels"] for a in counted)
-                entry[strategy]["label_change_share"] = round(changing / asked, 3) if asked else None
+                if not asked:
+                    continue
+                changing = sum(a[f"questions_changing_{against}labels"] for a in counted)
+                entry[strategy][f"{against}label_change_share"] = round(changing / asked, 3)
+                for kind in ("new_positives", "overruled_clicks"):
+                    if any(against + kind in a for a in counted):
+                        entry[strategy][against + kind] = sum(a.get(against + kind, 0) for a in counted)
         out["budgets"][str(b)] = entry
     out["gate"] = _gate_totals(runs)
     return out
