@@ -23,6 +23,9 @@ same clicks and answers: each arm's dev metrics are averaged over them before po
 training run's noise in every difference):
 
     python bench/review_seeds.py runs/review-seed*/review.json runs/review-seed*-train43/review.json
+
+Questions-only runs (``--review-questions-only``: nothing trained) pool their answer counts alone —
+the share of answers that changed a label the clicks, or training, gave — in minutes per seed.
 """
 
 from __future__ import annotations

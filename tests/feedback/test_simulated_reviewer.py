@@ -59,6 +59,50 @@ def test_review_arms_runs_only_the_strategies_asked_for(settings, finance_items)
         assert loop.judgments() == []
 
 
+def test_questions_only_arms_answer_and_count_without_training(settings, finance_items):
+    with EmbedLoop(settings) as loop:
+        loop.add_items(finance_items)
+        for query in QRELS:
+            loop.search(query, k=5)
+    queries = {f"q{i}": q for i, q in enumerate(QRELS)}
+    relevant = {f"q{i}": QRELS[q] for i, q in enumerate(QRELS)}
+
+    def never(_loop):
+        raise AssertionError("a questions-only run scores nothing")
+
+    out = run_review_arms(settings, settings.storage_path, queries, relevant, [2], never, 1, train=False)
+    assert set(out["arms"]) == {"clicks", "queue@2", "random@2"}
+    assert all("candidate_dev" not in arm and "status" not in arm for arm in out["arms"].values())
+    assert out["arms"]["clicks"]["answers"]["training_positives"] == 0  # searches, no selections
+    for strategy in ("queue", "random"):
+        spent = out["arms"][f"{strategy}@2"]["answers"]
+        assert spent["questions"] == 2
+        # nothing was clicked or trained: every relevant item found is a new positive on both counts
+        assert spent["training_new_positives"] == spent["new_positives"] == spent["relevant_found"] > 0
+    assert set(out["summary"]["2"]) == {
+        f"{s}_{against}label_change_share" for s in ("queue", "random") for against in ("", "training_")
+    }
+    with EmbedLoop(settings) as loop:
+        assert loop.judgments() == [] and loop.status()["active_version"] == 0
+
+
+def test_pool_seeds_of_questions_only_runs_counts_answers_alone():
+    arms = {
+        "clicks": {"answers": {"questions": 0}},
+        "queue@10": {"answers": {"questions": 10, "questions_changing_training_labels": 7}},
+        "random@10": {"answers": {"questions": 10, "questions_changing_training_labels": 2}},
+    }
+    from embedloop.benchmarks.review import average_draws, summarise_answers
+
+    run = {"config": {"seed": 1}, "arms": arms, "summary": summarise_answers(arms, [10])}
+    ten = pool_seeds([run, {**run, "config": {"seed": 2}}])["budgets"]["10"]
+    assert ten["seeds"] == 2 and "queue_minus_random" not in ten
+    assert ten["queue"]["training_label_change_share"] == 0.7
+    assert ten["random"]["training_label_change_share"] == 0.2
+    with pytest.raises(ValueError, match="questions only"):
+        average_draws([run, run])
+
+
 def test_summarise_gain_per_answer():
     arms = {
         "clicks": {"candidate_dev": {"ndcg@10": 0.5}},

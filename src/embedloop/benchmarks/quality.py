@@ -716,6 +716,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(default). A seeded arm repeats exactly, so a change to the queue can be measured on the queue arms "
         "alone and pooled with an earlier run's random arms (bench/review_seeds.py --reuse-arms)",
     )
+    p.add_argument(
+        "--review-questions-only",
+        action="store_true",
+        help="with --review-budgets: ask and answer every arm's questions and count what the answers change "
+        "(against the clicks and against training's labels), without training or scoring any arm: minutes "
+        "instead of hours, to compare how arms choose their questions over many seeds",
+    )
     p.add_argument("--out", type=Path, default=None, help="output folder (default bench-results/<dataset>)")
     p.add_argument("--keep-storage", action="store_true", help="keep the temporary storage folder")
     p.add_argument(
@@ -1050,6 +1057,7 @@ def _review_benchmark(
         args.seed,
         scorer=lambda: CandidateScorer(data, args.eval_split),
         strategies=strategies,
+        train=not args.review_questions_only,
     )
     review["gate"] = gate_verdicts(review["arms"], base)
     results = {"benchmark": "review_queue", "config": vars(args), "base": base, "clicks_round": sim, **review}

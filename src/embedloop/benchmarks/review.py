@@ -173,6 +173,7 @@ def run_review_arms(
     seed: int,
     scorer: Callable[[], Any] | None = None,
     strategies: Sequence[str] = ("queue", "random"),
+    train: bool = True,
 ) -> dict[str, Any]:
     """Every arm from a copy of ``storage`` (a closed loop's folder after one round of clicks).
 
@@ -181,7 +182,9 @@ def run_review_arms(
     whose ``scores`` maps each candidate version trained inside it to its dev metrics, so that an
     arm's model is scored whatever the gate's or trial's verdict (the value of the answers to
     training is measured apart from the promotion decision). ``strategies``: the answered arms to run
-    (the clicks-only arm always runs: it is every comparison's reference).
+    (the clicks-only arm always runs: it is every comparison's reference). ``train=False`` only asks
+    and answers the questions and counts what the answers change (:func:`summarise_answers`): no
+    cycle, no scoring — minutes instead of hours, for comparing how arms choose their questions.
     """
     import contextlib
 
@@ -213,6 +216,10 @@ def run_review_arms(
                     spent = answer_queue(loop, budget, relevant_of, trained)
                 elif strategy == "random":
                     spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget), trained)
+                if not train:
+                    results[name] = {"strategy": strategy, "budget": budget, "answers": spent}
+                    logger.info("Review arm %s (questions only): %s", name, spent)
+                    continue
                 watch = scorer() if scorer is not None else contextlib.nullcontext()
                 with watch:
                     cycle = loop.fine_tune(force=True)
@@ -235,7 +242,7 @@ def run_review_arms(
             "seconds": round(time.perf_counter() - tick, 1),
         }
         logger.info("Review arm %s: %s, %s, dev %s", name, spent, cycle["status"], dev)
-    return {"arms": results, "summary": summarise(results, budgets)}
+    return {"arms": results, "summary": summarise(results, budgets) if train else summarise_answers(results, budgets)}
 
 
 def summarise(
@@ -260,13 +267,29 @@ def summarise(
             "ratio": round(per_q / per_r, 3) if per_r > 0 else None,
             "queue_beats_random": q > r,
         }
-        for strategy in ("queue", "random"):  # share of answers that changed a label the clicks / training gave
-            spent = arms[f"{strategy}@{b}"].get("answers", {})
-            for against in ("", "training_"):
-                changing = spent.get(f"questions_changing_{against}labels")
-                if spent.get("questions") and changing is not None:
-                    share = round(changing / spent["questions"], 3)
-                    out[str(b)][f"{strategy}_{against}label_change_share"] = share
+        out[str(b)].update(_change_shares(arms, b))
+    return out
+
+
+def summarise_answers(arms: dict[str, Any], budgets: Sequence[int]) -> dict[str, Any]:
+    """Per budget, what each answered arm's questions changed (a questions-only run: nothing trained)."""
+    out: dict[str, Any] = {}
+    for b in budgets:
+        shares = _change_shares(arms, b)
+        if shares:
+            out[str(b)] = shares
+    return out
+
+
+def _change_shares(arms: dict[str, Any], budget: int) -> dict[str, float]:
+    """Share of each arm's answers that changed a label the clicks (``label_change_share``) or training gave."""
+    out = {}
+    for strategy in ("queue", "random"):
+        spent = arms.get(f"{strategy}@{budget}", {}).get("answers", {})
+        for against in ("", "training_"):
+            changing = spent.get(f"questions_changing_{against}labels")
+            if spent.get("questions") and changing is not None:
+                out[f"{strategy}_{against}label_change_share"] = round(changing / spent["questions"], 3)
     return out
 
 
@@ -314,6 +337,11 @@ def average_draws(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         if len(group) == 1:
             out.append(group[0])
             continue
+        if any("candidate_dev" not in arm for run in group for arm in run["arms"].values()):
+            raise ValueError(
+                f"seed {seed} has several runs and one of them trained nothing (questions only): "
+                "a questions-only run's answers do not depend on the training seed; pass each seed once"
+            )
         if any(run.get("clicks_round") != group[0].get("clicks_round") for run in group):
             raise ValueError(f"runs of seed {seed} logged different clicks rounds: they are not draws of one traffic")
         names = [name for name in group[0]["arms"] if all(name in run["arms"] for run in group)]
@@ -389,21 +417,11 @@ def pool_seeds(runs: Sequence[dict[str, Any]], metric: str = "ndcg@10") -> dict[
     budgets = sorted({int(b) for run in runs for b in run["summary"] if b.isdigit()})
     out: dict[str, Any] = {"seeds": len(runs), "budgets": {}}
     for b in budgets:
-        rows = [run for run in runs if str(b) in run["summary"]]
-        clicks = [run["summary"]["clicks_" + metric] for run in rows]
-        queue = [run["summary"][str(b)]["queue_" + metric] for run in rows]
-        rand = [run["summary"][str(b)]["random_" + metric] for run in rows]
-        q_gain = [q - c for q, c in zip(queue, clicks, strict=True)]
-        r_gain = [r - c for r, c in zip(rand, clicks, strict=True)]
-        entry: dict[str, Any] = {
-            "seeds": len(rows),
-            "queue_minus_clicks": _mean_se(q_gain),
-            "random_minus_clicks": _mean_se(r_gain),
-            "queue_minus_random": _mean_se([q - r for q, r in zip(queue, rand, strict=True)]),
-            "queue_wins": sum(q > r for q, r in zip(queue, rand, strict=True)),
-        }
-        mean_r = sum(r_gain) / len(r_gain)
-        entry["gain_per_answer_ratio"] = round(sum(q_gain) / len(q_gain) / mean_r, 3) if mean_r > 0 else None
+        rows = [run for run in runs if all(f"{x}@{b}" in run["arms"] for x in ("queue", "random"))]
+        entry: dict[str, Any] = {"seeds": len(rows)}
+        scored = [run for run in rows if "queue_" + metric in run["summary"].get(str(b), {})]
+        if scored:  # questions-only runs (nothing trained) count answers only
+            entry.update(_paired_gains([run["summary"] for run in scored], str(b), metric))
         for strategy in ("queue", "random"):
             answers = [run["arms"][f"{strategy}@{b}"]["answers"] for run in rows]
             entry[strategy] = {
@@ -423,6 +441,23 @@ def pool_seeds(runs: Sequence[dict[str, Any]], metric: str = "ndcg@10") -> dict[
         out["budgets"][str(b)] = entry
     out["gate"] = _gate_totals(runs)
     return out
+
+
+def _paired_gains(summaries: Sequence[dict[str, Any]], budget: str, metric: str) -> dict[str, Any]:
+    """Queue/random/clicks differences of one budget over seeds (paired within each seed)."""
+    clicks = [x["clicks_" + metric] for x in summaries]
+    queue = [x[budget]["queue_" + metric] for x in summaries]
+    rand = [x[budget]["random_" + metric] for x in summaries]
+    q_gain = [q - c for q, c in zip(queue, clicks, strict=True)]
+    r_gain = [r - c for r, c in zip(rand, clicks, strict=True)]
+    mean_r = sum(r_gain) / len(r_gain)
+    return {
+        "queue_minus_clicks": _mean_se(q_gain),
+        "random_minus_clicks": _mean_se(r_gain),
+        "queue_minus_random": _mean_se([q - r for q, r in zip(queue, rand, strict=True)]),
+        "queue_wins": sum(q > r for q, r in zip(queue, rand, strict=True)),
+        "gain_per_answer_ratio": round(sum(q_gain) / len(q_gain) / mean_r, 3) if mean_r > 0 else None,
+    }
 
 
 def _gate_totals(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, int]]:
