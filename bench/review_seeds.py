@@ -20,7 +20,8 @@ from the earlier runs of the same seeds (checked: the clicks-only arms must scor
 
 Runs of the same ``--seed`` with another training seed (``--set seed=43``) are training draws on the
 same clicks and answers: each arm's dev metrics are averaged over them before pooling (less of one
-training run's noise in every difference):
+training run's noise in every difference). ``--reuse-arms`` matches a run to the earlier run of the same
+traffic seed *and* training seed, so several draws can be completed at once:
 
     python bench/review_seeds.py runs/review-seed*/review.json runs/review-seed*-train43/review.json
 
@@ -41,12 +42,23 @@ if (HERE.parent / "src").is_dir() and str(HERE.parent / "src") not in sys.path:
     sys.path.insert(0, str(HERE.parent / "src"))
 
 from embedloop.benchmarks.review import average_draws, pool_seeds, reuse_arms  # noqa: E402
+from embedloop.settings import Settings  # noqa: E402
 
 
 def _complete(run: dict[str, Any]) -> bool:
     """Whether a run has a queue and a random arm for every budget it ran."""
     budgets = {arm["budget"] for arm in run["arms"].values() if arm.get("budget")}
     return all(f"{s}@{b}" in run["arms"] for b in budgets for s in ("queue", "random"))
+
+
+def _draw(run: dict[str, Any]) -> tuple[Any, int]:
+    """A run's traffic seed (``--seed``) and training seed (the last ``--set seed=N``, else the default)."""
+    training = Settings().seed
+    for override in run["config"].get("overrides") or []:
+        name, _, value = str(override).partition("=")
+        if name.strip() == "seed":
+            training = int(value)
+    return run["config"]["seed"], training
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,25 +71,26 @@ def main(argv: list[str] | None = None) -> int:
         type=Path,
         default=[],
         metavar="REVIEW_JSON",
-        help="earlier runs of the same seeds (matched by --seed) whose arms fill the ones a run did not run",
+        help="earlier runs of the same seeds (matched by --seed and the training seed, --set seed=N) whose arms "
+        "fill the ones a run did not run",
     )
     args = parser.parse_args(argv)
     missing = [str(p) for p in [*args.results, *args.reuse_arms] if not p.is_file()]
     if missing:
         parser.error(f"no such file: {', '.join(missing)} (each run of --review-budgets writes review.json)")
     runs = [json.loads(p.read_text()) for p in args.results]
-    earlier = {run["config"]["seed"]: run for run in (json.loads(p.read_text()) for p in args.reuse_arms)}
+    earlier = {_draw(run): run for run in (json.loads(p.read_text()) for p in args.reuse_arms)}
     if earlier:
         filled = []
         for run in runs:
             if _complete(run):
                 filled.append(run)
                 continue
-            seed = run["config"]["seed"]
-            if seed not in earlier:
-                parser.error(f"no earlier run with seed {seed} among --reuse-arms")
+            seed, training = _draw(run)
+            if (seed, training) not in earlier:
+                parser.error(f"no earlier run with seed {seed} and training seed {training} among --reuse-arms")
             try:
-                filled.append(reuse_arms(run, earlier[seed]))
+                filled.append(reuse_arms(run, earlier[seed, training]))
             except ValueError as exc:
                 parser.error(str(exc))
         runs = filled

@@ -22,7 +22,13 @@ def load_script():  # type: ignore[no-untyped-def]
 
 
 def write_run(
-    path: Path, clicks: float, queue: float | None, rand: float | None, seed: int = 1, selections: int = 300
+    path: Path,
+    clicks: float,
+    queue: float | None,
+    rand: float | None,
+    seed: int = 1,
+    selections: int = 300,
+    overrides: list[str] | None = None,
 ) -> Path:
     dev = {"ndcg@10": clicks, "per_query_ndcg@10": {"q1": clicks}}  # as the benchmark writes it
     arms = {"clicks": {"budget": 0, "status": "trial", "candidate_dev": dev}}
@@ -37,7 +43,7 @@ def write_run(
     run = {
         "summary": summarise(arms, [10]),
         "arms": arms,
-        "config": {"seed": seed},
+        "config": {"seed": seed, "overrides": overrides or []},
         "base": {"ndcg@10": 0.4},
         "clicks_round": {"selections": selections},
     }
@@ -103,3 +109,23 @@ def test_draws_of_different_traffic_are_refused(tmp_path: Path, capsys: pytest.C
     with pytest.raises(SystemExit):
         load_script().main([str(a), str(b)])
     assert "different clicks rounds" in capsys.readouterr().err
+
+
+def test_reuse_arms_matches_the_training_seed_too(tmp_path: Path):
+    """Two draws of one traffic seed, each completed from the earlier run of the same training seed."""
+    earlier = [
+        write_run(tmp_path / "old42.json", 0.50, 0.49, 0.51),
+        write_run(tmp_path / "old43.json", 0.52, 0.49, 0.49, overrides=["torch_threads=1", "seed=43"]),
+    ]
+    new = [
+        write_run(tmp_path / "new42.json", 0.50, 0.53, None, overrides=["seed=42"]),
+        write_run(tmp_path / "new43.json", 0.52, 0.55, None, overrides=["seed=43"]),
+    ]
+    out = tmp_path / "pooled.json"
+    assert load_script().main([*map(str, new), "--reuse-arms", *map(str, earlier), "--out", str(out)]) == 0
+    entry = json.loads(out.read_text())["budgets"]["10"]
+    # one seed, two draws averaged: queue (0.53 + 0.55) / 2 against random (0.51 + 0.49) / 2
+    assert entry["seeds"] == 1
+    assert entry["queue_minus_random"]["mean"] == pytest.approx(0.04)
+    with pytest.raises(SystemExit):  # a draw whose earlier run is missing is named, not mixed up
+        load_script().main([str(new[1]), "--reuse-arms", str(earlier[0])])

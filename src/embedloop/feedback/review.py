@@ -82,7 +82,11 @@ MAX_CANDIDATES, MIN_CANDIDATES = 5, 2
 RANK_DEPTH = 10
 #: How many of the newest searches the queue looks at.
 MAX_SEARCHES = 5000
-#: Questions with a lower priority are not asked.
+#: How much the reasons' weighted score adds to a question's priority beyond its label-change chance
+#: (``chance * (1 + REASON_BONUS * reasons)``): the reasons break near-ties and order the questions
+#: when there is no click model (docs/review.md, "Priority").
+REASON_BONUS = 0.1
+#: Questions whose reasons score lower (weighted, times the query's frequency factor) are not asked.
 MIN_PRIORITY = 0.05
 #: Click-based questions expire after this many model versions.
 MODEL_AGE = 2
@@ -199,15 +203,15 @@ def reason_scores(
     return out
 
 
-def label_change_chance(
+def change_chances(
     key: str,
     candidates: Sequence[str],
     ranking: list[tuple[str, float]],
     clicks: ClickModel | None,
     picked: Collection[str] = (),
     positive_cut: float = 0.5,
-) -> float:
-    """P(the answer changes at least one training label of query ``key``) under the click model (1.0 without one).
+) -> dict[str, float]:
+    """Each candidate's chance that an answer about it changes a training label of query ``key`` (1.0 without a click model).
 
     A candidate's relevance ``p`` is its posterior when the logs showed the pair, else the click model's
     prior for the rank the active model gives it (the prior of the deepest rank outside its top results).
@@ -216,26 +220,58 @@ def label_change_chance(
     if the item is relevant (``p``).
     """
     if clicks is None or not clicks.prior:
-        return 1.0
+        return dict.fromkeys(candidates, 1.0)
     rank_of = {item: r for r, (item, _s) in enumerate(ranking, start=1)}
-    unchanged = 1.0
+    out = {}
     for item in candidates:
         p = clicks.relevance(key, item)
         if p is None:
             rank = min(rank_of.get(item, len(clicks.prior)), len(clicks.prior))
             p = clicks.prior[rank - 1]
-        unchanged *= p if item in picked and p >= positive_cut else 1.0 - p
+        out[item] = 1.0 - p if item in picked and p >= positive_cut else p
+    return out
+
+
+def label_change_chance(
+    key: str,
+    candidates: Sequence[str],
+    ranking: list[tuple[str, float]],
+    clicks: ClickModel | None,
+    picked: Collection[str] = (),
+    positive_cut: float = 0.5,
+) -> float:
+    """P(the answer changes at least one training label of query ``key``): ``1 - prod(1 - c_i)`` over
+    :func:`change_chances` (1.0 without a click model)."""
+    if clicks is None or not clicks.prior:
+        return 1.0
+    unchanged = 1.0
+    for c in change_chances(key, candidates, ranking, clicks, picked, positive_cut).values():
+        unchanged *= 1.0 - c
     return 1.0 - unchanged
 
 
-def priority_of(scores: dict[str, tuple[float, list[str]]], searches: int) -> tuple[float, str | None]:
-    """A question's priority and its main reason (see the module docstring)."""
+def weighted_reasons(scores: dict[str, tuple[float, list[str]]]) -> tuple[float, str | None]:
+    """``best + 0.25 * rest`` of the weighted reason scores, and the reason with the best one."""
     weighted = sorted(((REASON_WEIGHTS[r] * s, r) for r, (s, _items) in scores.items() if s > 0), reverse=True)
     if not weighted:
         return 0.0, None
     best, reason = weighted[0]
-    rest = sum(w for w, _r in weighted[1:])
-    return (best + 0.25 * rest) * (1.0 + 0.25 * math.log(max(1, searches))), reason
+    return best + 0.25 * sum(w for w, _r in weighted[1:]), reason
+
+
+def priority_of(
+    scores: dict[str, tuple[float, list[str]]], searches: int, chance: float = 1.0
+) -> tuple[float, str | None]:
+    """A question's priority and its main reason (see the module docstring)."""
+    reasons, reason = weighted_reasons(scores)
+    if reason is None:
+        return 0.0, None
+    return frequency(searches) * chance * (1.0 + REASON_BONUS * reasons), reason
+
+
+def frequency(searches: int) -> float:
+    """How much more a frequent query's question counts: ``1 + 0.25 * ln(searches)``."""
+    return 1.0 + 0.25 * math.log(max(1, searches))
 
 
 @dataclass
@@ -277,15 +313,16 @@ def propose(
             ).items()
             if any(i not in known for i in items) and not (r == "no_selection" and relevant.get(key))
         }
-        priority, reason = priority_of(scores, t.searches)
-        if reason is None or priority < MIN_PRIORITY:
+        reasons, reason = weighted_reasons(scores)
+        if reason is None or reasons * frequency(t.searches) < MIN_PRIORITY:
             continue
         ordered = scores[reason][1] + [i for r, (_s, items) in scores.items() if r != reason for i in items]
         ordered += [i for i, _s in ranking]
         candidates = [i for i in dict.fromkeys(ordered) if i not in known][:MAX_CANDIDATES]
         if len(candidates) < MIN_CANDIDATES:
             continue
-        priority *= 0.5 + 0.5 * label_change_chance(key, candidates, ranking, clicks, t.picks, positive_cut)
+        chance = label_change_chance(key, candidates, ranking, clicks, t.picks, positive_cut)
+        priority, _reason = priority_of(scores, t.searches, chance)
         out.append(
             Proposal(t.query, reason, {r: round(s, 4) for r, (s, _i) in scores.items()}, round(priority, 4), candidates)
         )
