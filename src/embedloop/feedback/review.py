@@ -25,15 +25,17 @@ reasons to ask, each in [0, 1]:
     ``p = 1/2``, 0 when the model is sure either way).
     Candidates: the selected items, most uncertain first, then the top results.
 
-A question's priority is
-``(best + 0.25 * rest) * (1 + 0.25 * ln(searches)) * (0.5 + 0.5 * chance)``:
-``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
-``rest`` the sum of the other weighted scores, frequent queries count more, and
-``chance`` is the click model's probability that the answer changes at least
-one training label (:func:`label_change_chance`: a relevant candidate nobody's
-click made a positive, or an irrelevant one a click did; an answer that only
-confirms what the clicks said teaches least). Its ``reason`` is the reason
-with the largest weighted score.
+A question is asked when its reasons' weighted score ``best + 0.25 * rest``
+(weights :data:`REASON_WEIGHTS`: ``best`` the largest weighted score, ``rest``
+the sum of the others), times the query's frequency factor
+``1 + 0.25 * ln(searches)``, reaches :data:`MIN_PRIORITY`. Its priority is
+``frequency * chance * (1 + REASON_BONUS * (best + 0.25 * rest))``: ``chance``
+is the click model's probability that the answer changes at least one
+training label (:func:`label_change_chance`: a relevant candidate nobody's
+click made a positive, or an irrelevant one a click did), so the questions
+whose answers would teach training something come first, and the reasons
+break near-ties (and order alone without a click model, when every chance is
+1). Its ``reason`` is the reason with the largest weighted score.
 
 Each question offers up to :data:`MAX_CANDIDATES` items not yet judged for
 that query, scored by the active model (at least :data:`MIN_CANDIDATES`).
