@@ -205,35 +205,6 @@ def reason_scores(
     return out
 
 
-def change_chances(
-    key: str,
-    candidates: Sequence[str],
-    ranking: list[tuple[str, float]],
-    clicks: ClickModel | None,
-    picked: Collection[str] = (),
-    positive_cut: float = 0.5,
-) -> dict[str, float]:
-    """Each candidate's chance that an answer about it changes a training label of query ``key`` (1.0 without a click model).
-
-    A candidate's relevance ``p`` is its posterior when the logs showed the pair, else the click model's
-    prior for the rank the active model gives it (the prior of the deepest rank outside its top results).
-    Training already treats a ``picked`` item with ``p >= positive_cut`` as a positive: the answer changes
-    it if the item is irrelevant (``1 - p``). Any other candidate is no positive yet: the answer changes it
-    if the item is relevant (``p``).
-    """
-    if clicks is None or not clicks.prior:
-        return dict.fromkeys(candidates, 1.0)
-    rank_of = {item: r for r, (item, _s) in enumerate(ranking, start=1)}
-    out = {}
-    for item in candidates:
-        p = clicks.relevance(key, item)
-        if p is None:
-            rank = min(rank_of.get(item, len(clicks.prior)), len(clicks.prior))
-            p = clicks.prior[rank - 1]
-        out[item] = 1.0 - p if item in picked and p >= positive_cut else p
-    return out
-
-
 def label_change_chance(
     key: str,
     candidates: Sequence[str],
@@ -242,13 +213,24 @@ def label_change_chance(
     picked: Collection[str] = (),
     positive_cut: float = 0.5,
 ) -> float:
-    """P(the answer changes at least one training label of query ``key``): ``1 - prod(1 - c_i)`` over
-    :func:`change_chances` (1.0 without a click model)."""
+    """P(the answer changes at least one training label of query ``key``) under the click model (1.0 without one).
+
+    ``1 - prod(1 - c_i)`` over the candidates. A candidate's relevance ``p`` is its posterior when the logs
+    showed the pair, else the click model's prior for the rank the active model gives it (the prior of the
+    deepest rank outside its top results). Training already treats a ``picked`` item with
+    ``p >= positive_cut`` as a positive: the answer changes it if the item is irrelevant (``c = 1 - p``).
+    Any other candidate is no positive yet: the answer changes it if the item is relevant (``c = p``).
+    """
     if clicks is None or not clicks.prior:
         return 1.0
+    rank_of = {item: r for r, (item, _s) in enumerate(ranking, start=1)}
     unchanged = 1.0
-    for c in change_chances(key, candidates, ranking, clicks, picked, positive_cut).values():
-        unchanged *= 1.0 - c
+    for item in candidates:
+        p = clicks.relevance(key, item)
+        if p is None:
+            rank = min(rank_of.get(item, len(clicks.prior)), len(clicks.prior))
+            p = clicks.prior[rank - 1]
+        unchanged *= p if item in picked and p >= positive_cut else 1.0 - p
     return 1.0 - unchanged
 
 
