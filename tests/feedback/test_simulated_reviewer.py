@@ -74,6 +74,14 @@ def test_questions_only_arms_answer_and_count_without_training(settings, finance
     assert set(out["arms"]) == {"clicks", "queue@2", "random@2"}
     assert all("candidate_dev" not in arm and "status" not in arm for arm in out["arms"].values())
     assert out["arms"]["clicks"]["answers"]["training_positives"] == 0  # searches, no selections
+    assert out["arms"]["clicks"]["answers"]["training_set"] == {
+        "examples": 0,
+        "from_judgments": 0,
+        "judged_queries_held_out": 0,
+    }
+    # every judged-relevant item of an unheld query is a training example of its own
+    found = out["arms"]["queue@2"]["answers"]
+    assert 0 < found["training_set"]["from_judgments"] == found["training_set"]["examples"] <= found["relevant_found"]
     for strategy in ("queue", "random"):
         spent = out["arms"][f"{strategy}@2"]["answers"]
         assert spent["questions"] == 2

@@ -95,6 +95,20 @@ def training_positives(loop: Any) -> dict[str, set[str]]:
     return out
 
 
+def training_set(loop: Any) -> dict[str, int]:
+    """What the loop's next cycle would train on: examples, those from judgments, judged queries held out."""
+    from embedloop.feedback.judgments import judgment_holdout
+    from embedloop.training.cycle import next_training_examples
+
+    examples, _texts = next_training_examples(loop.services())
+    holdout = judgment_holdout(loop.store)
+    return {
+        "examples": len(examples),
+        "from_judgments": sum(ex.source == "judgment" for ex in examples),
+        "judged_queries_held_out": len(holdout.keys) if holdout is not None else 0,
+    }
+
+
 def answer_queue(
     loop: Any,
     budget: int,
@@ -216,6 +230,7 @@ def run_review_arms(
                     spent = answer_queue(loop, budget, relevant_of, trained)
                 elif strategy == "random":
                     spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget), trained)
+                spent["training_set"] = training_set(loop)
                 if not train:
                     results[name] = {"strategy": strategy, "budget": budget, "answers": spent}
                     logger.info("Review arm %s (questions only): %s", name, spent)
