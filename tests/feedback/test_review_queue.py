@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import io
 import json
-import math
 
 import pytest
 
 from embedloop import EmbedLoop, InvalidInputError, NotFoundError
 from embedloop.feedback.click_model import ClickModel
 from embedloop.feedback.review import (
-    REASON_BONUS,
     REASON_WEIGHTS,
     QueryTraffic,
     label_change_chance,
@@ -194,35 +192,6 @@ def test_click_model_weighs_the_chance_that_the_answer_changes_a_label():
     dropped = propose(picked, tied, None, judged={}, clicks=clicks, positive_cut=0.95)
     assert kept[0].reasons == dropped[0].reasons
     assert kept[0].priority < dropped[0].priority
-
-
-def test_the_chance_of_changing_a_label_orders_the_questions_before_the_reasons():
-    """A perfect tie whose answer would only confirm a kept click waits behind a doubtful click."""
-    clicks = ClickModel(examination=[1.0, 0.5, 0.3], prior=[0.5, 0.2, 0.1], eps1=0.8, eps0=0.1)
-    clicks.posterior = {
-        ("tie", "A"): 0.95,  # picked, kept by training, almost surely relevant: an answer confirms it
-        ("tie", "B"): 0.1,
-        ("tie", "C"): 0.05,
-        ("unsure", "X"): 0.5,  # picked, kept, a coin flip: an answer may well overrule it
-        ("unsure", "Y"): 0.3,
-        ("unsure", "Z"): 0.2,
-    }
-    ranking = {"tie": [("A", 0.9), ("B", 0.9), ("C", 0.5)], "unsure": [("X", 0.9), ("Y", 0.7), ("Z", 0.6)]}
-    traffic = {}
-    for key, pick in (("tie", "A"), ("unsure", "X")):
-        traffic[key] = QueryTraffic(key, key, searches=3, with_selection=3)
-        traffic[key].picks.update({pick: 3})
-    tie, unsure = sorted(propose(traffic, ranking, None, judged={}, clicks=clicks), key=lambda p: p.query)
-    assert tie.reason == "tied_scores" and unsure.reason == "click_uncertain"
-    weighted = {p.query: REASON_WEIGHTS[p.reason] * p.reasons[p.reason] for p in (tie, unsure)}
-    assert weighted["tie"] > weighted["unsure"]  # the tie is the stronger reason ...
-    assert unsure.priority > tie.priority  # ... but the doubtful click is likelier to change a training label
-    chance_tie = 1 - 0.95 * 0.9 * 0.95
-    assert tie.priority == pytest.approx(
-        (1 + 0.25 * math.log(3)) * chance_tie * (1 + REASON_BONUS * (1.0 + 0.25 * 0.5 * 4 * 0.95 * 0.05)), abs=1e-4
-    )
-    # without a click model every chance is 1 and the reasons alone order (here: only the tie is a reason)
-    assert [p.query for p in propose(traffic, ranking, None, judged={})] == ["tie"]
 
 
 def test_compare_with_a_second_ranking(loop: EmbedLoop):

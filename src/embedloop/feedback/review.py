@@ -25,17 +25,15 @@ reasons to ask, each in [0, 1]:
     ``p = 1/2``, 0 when the model is sure either way).
     Candidates: the selected items, most uncertain first, then the top results.
 
-A question is asked when its reasons' weighted score ``best + 0.25 * rest``
-(weights :data:`REASON_WEIGHTS`: ``best`` the largest weighted score, ``rest``
-the sum of the others), times the query's frequency factor
-``1 + 0.25 * ln(searches)``, reaches :data:`MIN_PRIORITY`. Its priority is
-``frequency * chance * (1 + REASON_BONUS * (best + 0.25 * rest))``: ``chance``
-is the click model's probability that the answer changes at least one
-training label (:func:`label_change_chance`: a relevant candidate nobody's
-click made a positive, or an irrelevant one a click did), so the questions
-whose answers would teach training something come first, and the reasons
-break near-ties (and order alone without a click model, when every chance is
-1). Its ``reason`` is the reason with the largest weighted score.
+A question's priority is
+``(best + 0.25 * rest) * (1 + 0.25 * ln(searches)) * (0.5 + 0.5 * chance)``:
+``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
+``rest`` the sum of the other weighted scores, frequent queries count more, and
+``chance`` is the click model's probability that the answer changes at least
+one training label (:func:`label_change_chance`: a relevant candidate nobody's
+click made a positive, or an irrelevant one a click did; an answer that only
+confirms what the clicks said teaches least). Its ``reason`` is the reason
+with the largest weighted score.
 
 Each question offers up to :data:`MAX_CANDIDATES` items not yet judged for
 that query, scored by the active model (at least :data:`MIN_CANDIDATES`).
@@ -84,11 +82,7 @@ MAX_CANDIDATES, MIN_CANDIDATES = 5, 2
 RANK_DEPTH = 10
 #: How many of the newest searches the queue looks at.
 MAX_SEARCHES = 5000
-#: How much the reasons' weighted score adds to a question's priority beyond its label-change chance
-#: (``chance * (1 + REASON_BONUS * reasons)``): the reasons break near-ties and order the questions
-#: when there is no click model (docs/review.md, "Priority").
-REASON_BONUS = 0.1
-#: Questions whose reasons score lower (weighted, times the query's frequency factor) are not asked.
+#: Questions with a lower priority are not asked.
 MIN_PRIORITY = 0.05
 #: Click-based questions expire after this many model versions.
 MODEL_AGE = 2
@@ -215,11 +209,11 @@ def label_change_chance(
 ) -> float:
     """P(the answer changes at least one training label of query ``key``) under the click model (1.0 without one).
 
-    ``1 - prod(1 - c_i)`` over the candidates. A candidate's relevance ``p`` is its posterior when the logs
-    showed the pair, else the click model's prior for the rank the active model gives it (the prior of the
-    deepest rank outside its top results). Training already treats a ``picked`` item with
-    ``p >= positive_cut`` as a positive: the answer changes it if the item is irrelevant (``c = 1 - p``).
-    Any other candidate is no positive yet: the answer changes it if the item is relevant (``c = p``).
+    A candidate's relevance ``p`` is its posterior when the logs showed the pair, else the click model's
+    prior for the rank the active model gives it (the prior of the deepest rank outside its top results).
+    Training already treats a ``picked`` item with ``p >= positive_cut`` as a positive: the answer changes
+    it if the item is irrelevant (``1 - p``). Any other candidate is no positive yet: the answer changes it
+    if the item is relevant (``p``).
     """
     if clicks is None or not clicks.prior:
         return 1.0
@@ -234,28 +228,14 @@ def label_change_chance(
     return 1.0 - unchanged
 
 
-def weighted_reasons(scores: dict[str, tuple[float, list[str]]]) -> tuple[float, str | None]:
-    """``best + 0.25 * rest`` of the weighted reason scores, and the reason with the best one."""
+def priority_of(scores: dict[str, tuple[float, list[str]]], searches: int) -> tuple[float, str | None]:
+    """A question's priority and its main reason (see the module docstring)."""
     weighted = sorted(((REASON_WEIGHTS[r] * s, r) for r, (s, _items) in scores.items() if s > 0), reverse=True)
     if not weighted:
         return 0.0, None
     best, reason = weighted[0]
-    return best + 0.25 * sum(w for w, _r in weighted[1:]), reason
-
-
-def priority_of(
-    scores: dict[str, tuple[float, list[str]]], searches: int, chance: float = 1.0
-) -> tuple[float, str | None]:
-    """A question's priority and its main reason (see the module docstring)."""
-    reasons, reason = weighted_reasons(scores)
-    if reason is None:
-        return 0.0, None
-    return frequency(searches) * chance * (1.0 + REASON_BONUS * reasons), reason
-
-
-def frequency(searches: int) -> float:
-    """How much more a frequent query's question counts: ``1 + 0.25 * ln(searches)``."""
-    return 1.0 + 0.25 * math.log(max(1, searches))
+    rest = sum(w for w, _r in weighted[1:])
+    return (best + 0.25 * rest) * (1.0 + 0.25 * math.log(max(1, searches))), reason
 
 
 @dataclass
@@ -297,16 +277,15 @@ def propose(
             ).items()
             if any(i not in known for i in items) and not (r == "no_selection" and relevant.get(key))
         }
-        reasons, reason = weighted_reasons(scores)
-        if reason is None or reasons * frequency(t.searches) < MIN_PRIORITY:
+        priority, reason = priority_of(scores, t.searches)
+        if reason is None or priority < MIN_PRIORITY:
             continue
         ordered = scores[reason][1] + [i for r, (_s, items) in scores.items() if r != reason for i in items]
         ordered += [i for i, _s in ranking]
         candidates = [i for i in dict.fromkeys(ordered) if i not in known][:MAX_CANDIDATES]
         if len(candidates) < MIN_CANDIDATES:
             continue
-        chance = label_change_chance(key, candidates, ranking, clicks, t.picks, positive_cut)
-        priority, _reason = priority_of(scores, t.searches, chance)
+        priority *= 0.5 + 0.5 * label_change_chance(key, candidates, ranking, clicks, t.picks, positive_cut)
         out.append(
             Proposal(t.query, reason, {r: round(s, 4) for r, (s, _i) in scores.items()}, round(priority, 4), candidates)
         )
