@@ -285,6 +285,8 @@ def test_bench_quality_help_and_missing_data(runner: CliRunner, tmp_path: Path) 
     missing = runner.invoke(cli, ["bench", "quality", "--dataset", "scifact", "--data-root", str(tmp_path)])
     assert missing.exit_code == 2
     assert "no BEIR dataset at" in missing.output and "--data-root" in missing.output
+    alone = runner.invoke(cli, ["bench", "quality", "--review-questions-only", "--data-root", str(tmp_path)])
+    assert alone.exit_code == 2 and "--review-questions-only needs --review-budgets" in alone.output
 
 
 # ------------------------------------------------------------- hostile input

@@ -187,14 +187,14 @@ def test_label_changes_against_training_labels(fake_loop: EmbedLoop, finance_ite
 
 
 def test_training_positives_are_the_next_cycles_positives(fake_loop: EmbedLoop, finance_items):
-    from embedloop.benchmarks.review import training_positives
+    from embedloop.benchmarks.review import next_examples, training_positives
     from embedloop.training.cycle import next_training_examples
 
     fake_loop.add_items(finance_items)
     for query, picked in [("apple stock", "AAPL"), ("tesla", "TSLA"), ("microsoft", "MSFT"), ("alphabet", "GOOGL")]:
         fake_loop.record_feedback(query, shown=[picked, "SPY"], selected=[picked])
     examples, _ = next_training_examples(fake_loop.services())
-    trained = training_positives(fake_loop)
+    trained = training_positives(next_examples(fake_loop))
     assert trained == {ex.query.lower(): {ex.positive} for ex in examples}
     assert sum(len(ids) for ids in trained.values()) == len(examples) > 0
 

@@ -1084,6 +1084,8 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     if prog:
         parser.prog = prog
     args = parser.parse_args(argv)
+    if args.review_questions_only and not args.review_budgets:
+        parser.error("--review-questions-only needs --review-budgets (the budgets whose questions to answer)")
     folder = args.data_root / args.dataset
     if not (folder / "corpus.jsonl").is_file():
         parser.error(

@@ -83,11 +83,15 @@ class LabelChanges:
         return {k: self.counts[k] for k in keys}
 
 
-def training_positives(loop: Any) -> dict[str, set[str]]:
-    """Normalised query -> the catalog items the loop's next cycle would train on as positives."""
+def next_examples(loop: Any) -> list[Any]:
+    """The training examples the loop's next cycle would use (nothing is trained or stored)."""
     from embedloop.training.cycle import next_training_examples
 
-    examples, _texts = next_training_examples(loop.services())
+    return next_training_examples(loop.services())[0]
+
+
+def training_positives(examples: Sequence[Any]) -> dict[str, set[str]]:
+    """Normalised query -> the catalog items ``examples`` (:func:`next_examples`) train on as positives."""
     out: dict[str, set[str]] = {}
     for ex in examples:
         if ex.positive_text is None:  # not a domain example
@@ -95,12 +99,10 @@ def training_positives(loop: Any) -> dict[str, set[str]]:
     return out
 
 
-def training_set(loop: Any) -> dict[str, int]:
-    """What the loop's next cycle would train on: examples, those from judgments, judged queries held out."""
+def training_set(loop: Any, examples: Sequence[Any]) -> dict[str, int]:
+    """What the next cycle would train on: ``examples``, those from judgments, judged queries held out."""
     from embedloop.feedback.judgments import judgment_holdout
-    from embedloop.training.cycle import next_training_examples
 
-    examples, _texts = next_training_examples(loop.services())
     holdout = judgment_holdout(loop.store)
     return {
         "examples": len(examples),
@@ -223,14 +225,18 @@ def run_review_arms(
             shutil.copytree(storage, copy, dirs_exist_ok=True)
             with EmbedLoop(settings.replace(storage_path=copy)) as loop:
                 spent: dict[str, Any] = {"questions": 0, "judgments": 0}
-                if trained is None:
-                    trained = training_positives(loop)
+                examples = None
+                if trained is None:  # the clicks-only arm, first: nothing answered yet
+                    examples = next_examples(loop)
+                    trained = training_positives(examples)
                     spent["training_positives"] = sum(len(ids) for ids in trained.values())
                 if strategy == "queue":
                     spent = answer_queue(loop, budget, relevant_of, trained)
                 elif strategy == "random":
                     spent = answer_random(loop, budget, relevant_of, random.Random(seed + budget), trained)
-                spent["training_set"] = training_set(loop)
+                if budget or examples is None:  # answers changed the training set
+                    examples = next_examples(loop)
+                spent["training_set"] = training_set(loop, examples)
                 if not train:
                     results[name] = {"strategy": strategy, "budget": budget, "answers": spent}
                     logger.info("Review arm %s (questions only): %s", name, spent)
