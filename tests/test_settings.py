@@ -92,6 +92,7 @@ def test_torch_threads_setting_is_applied(tmp_path: Path):
         ("weight_averaging", 0.0, "(0, 1]"),
         ("exploration_rate", 1.5, "[0, 1]"),
         ("negative_relative_margin", 1.0, "[0, 1)"),
+        ("train_draws", 0, "from 1 to 16"),
     ],
 )
 def test_training_signal_options_are_validated(field: str, value: object, fragment: str):
@@ -115,9 +116,14 @@ def test_training_signal_defaults_and_read_from_env(tmp_path: Path):
         False,
         "off",
     )
-    env = {"EMBEDLOOP_CLICK_MODEL": "off", "EMBEDLOOP_WEIGHT_AVERAGING": "0.5", "EMBEDLOOP_MULTI_TASK": "true"}
+    env = {
+        "EMBEDLOOP_CLICK_MODEL": "off",
+        "EMBEDLOOP_WEIGHT_AVERAGING": "0.5",
+        "EMBEDLOOP_MULTI_TASK": "true",
+        "EMBEDLOOP_TRAIN_DRAWS": "3",
+    }
     s = Settings.from_env(env)
-    assert (s.click_model, s.weight_averaging, s.multi_task) == ("off", 0.5, True)
+    assert (s.click_model, s.weight_averaging, s.multi_task, s.train_draws) == ("off", 0.5, True, 3)
 
 
 def test_trial_queries_default_and_environment():

@@ -173,6 +173,9 @@ class Settings:
     weight_averaging: float = 1.0
     #: Choose the mixing weight per cycle on held-out judgments (of 0, 0.25, ..., 1: the best accuracy); clicks: keep 1.
     auto_averaging: bool = False
+    #: Fine-tunes per cycle from the same start (seeds seed, seed + 1, ...), their weights averaged uniformly
+    #: (a model soup): the batch order's noise in a small cycle's update averages out; costs draws x training.
+    train_draws: int = 1
     #: Which weights a full-mode cycle starts from: "active" (the serving model) or "base" (all feedback replayed).
     train_from: str = "active"
     #: Clicks, judgments, domain examples and distillation as separate datasets, each with its own loss.
@@ -440,6 +443,7 @@ def _validate_signal(s: Settings) -> None:
         s.weight_averaging,
         "must stay 1.0 when auto_averaging chooses the mixing weight; set one of the two",
     )
+    _check(1 <= s.train_draws <= 16, "train_draws", s.train_draws, "must be an integer from 1 to 16")
     _check(s.train_from in TRAIN_FROM, "train_from", s.train_from, "one of " + ", ".join(TRAIN_FROM))
     _check(s.exploration in EXPLORATION, "exploration", s.exploration, "one of " + ", ".join(EXPLORATION))
     _check(0.0 <= s.exploration_rate <= 1.0, "exploration_rate", s.exploration_rate, "must be in [0, 1]")

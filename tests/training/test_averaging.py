@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from embedloop.errors import ConfigError
-from embedloop.training.averaging import GRID, average_into, choose_alpha, interpolate, snapshot
+from embedloop.training.averaging import GRID, average_into, choose_alpha, interpolate, running_mean, snapshot
 
 
 def tiny(seed: int) -> nn.Module:
@@ -15,6 +15,19 @@ def tiny(seed: int) -> nn.Module:
     model = nn.Sequential(nn.Linear(4, 3), nn.LayerNorm(3))
     model.register_buffer("positions", torch.arange(3))  # an integer buffer: never averaged
     return model
+
+
+def test_running_mean_of_three_models_is_their_uniform_average():
+    states = [snapshot(tiny(seed)) for seed in (0, 1, 2)]
+    mean = None
+    for count, state in enumerate(states, start=1):
+        mean = running_mean(mean, state, count)
+    assert mean is not None
+    for key, value in mean.items():
+        if value.is_floating_point():
+            assert torch.allclose(value, sum(s[key] for s in states) / 3, atol=1e-6), key
+    assert torch.equal(mean["positions"], torch.arange(3))
+    assert mean["0.weight"] is not states[0]["0.weight"]  # the first set is copied, never aliased
 
 
 def test_averaging_two_models_gives_the_interpolated_tensors():

@@ -68,6 +68,28 @@ def test_fine_tuner_averages_multi_task_training_back_toward_the_start(loop_sett
     assert torch.allclose(averaged[key], 0.5 * trained[key] + 0.5 * start[key], atol=1e-5)
 
 
+def test_train_draws_average_fine_tunes_of_consecutive_seeds(loop_settings: Settings, tmp_path):
+    """train_draws=2 with seed 7 is exactly the mean of the seed-7 and seed-8 fine-tunes on the same data."""
+    from embedloop.models.resolve import resolve_model
+
+    texts = dict(CATALOG)
+    ids = sorted(texts)
+    examples = [
+        TrainingExample(f"query about {texts[i][:20]}", i, [ids[(n + 1) % len(ids)]]) for n, i in enumerate(ids)
+    ]
+    path = resolve_model("all-MiniLM-L6-v2", loop_settings.storage_path / "models-cache")
+    base = loop_settings.replace(epochs=1, hard_negatives=1, learning_rate=1e-3, train_batch_size=4)
+    first = EmbeddingFineTuner(base.replace(seed=7)).train(path, examples, texts, tmp_path / "a")
+    second = EmbeddingFineTuner(base.replace(seed=8)).train(path, examples, texts, tmp_path / "b")
+    soup = EmbeddingFineTuner(base.replace(seed=7, train_draws=2)).train(path, examples, texts, tmp_path / "soup")
+    a, b, mixed = first.model.state_dict(), second.model.state_dict(), soup.model.state_dict()
+    key = next(k for k, v in a.items() if v.is_floating_point() and v.dim() == 2)
+    assert not torch.allclose(a[key], b[key])  # the two seeds drew different batches
+    assert torch.allclose(mixed[key], 0.5 * (a[key] + b[key]), atol=1e-5)
+    assert soup.steps == first.steps + second.steps
+    assert soup.rows == 2 * first.rows
+
+
 def test_cycle_chooses_the_mixing_weight_on_held_out_judgments_only(loop_settings: Settings):
     with EmbedLoop(loop_settings.replace(auto_averaging=True, epochs=1)) as loop:
         loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])

@@ -51,6 +51,24 @@ def interpolate(
     return out
 
 
+def running_mean(
+    mean: Mapping[str, torch.Tensor] | None, state: Mapping[str, torch.Tensor], count: int
+) -> dict[str, torch.Tensor]:
+    """The mean of ``count`` weight sets, given the mean of the first ``count - 1`` and the ``count``-th.
+
+    Floating-point tensors are averaged (a uniform model soup: Wortsman et al., 2022, "Model soups");
+    integer buffers are taken from ``state``. ``mean`` is None for the first set (``count`` 1).
+    """
+    if mean is None or count <= 1:
+        return {k: v.detach().clone() for k, v in state.items()}
+    out: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for key, value in state.items():
+            prev = mean[key]
+            out[key] = prev + (value.detach() - prev) / count if value.is_floating_point() else value.detach().clone()
+    return out
+
+
 def average_into(model: nn.Module, start: Mapping[str, torch.Tensor], alpha: float) -> None:
     """Replace ``model``'s weights by their interpolation with ``start`` (no-op at ``alpha = 1``)."""
     if alpha >= 1.0:

@@ -23,7 +23,7 @@ from typing import Any
 from embedloop.errors import TrainingDataError
 from embedloop.progress import library_progress, progress_enabled
 from embedloop.settings import LossName, Settings
-from embedloop.training.averaging import average_into, choose_alpha, snapshot
+from embedloop.training.averaging import average_into, choose_alpha, running_mean, snapshot
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
 from embedloop.training.multitask import multitask_columns, multitask_losses
@@ -116,12 +116,9 @@ class EmbeddingFineTuner:
         ``auto_averaging``), the saved weights are the interpolation of the start and the trained weights
         it rates best.
         """
+        import torch
         from datasets import Dataset
-        from sentence_transformers import (
-            SentenceTransformer,
-            SentenceTransformerTrainer,
-            SentenceTransformerTrainingArguments,
-        )
+        from sentence_transformers import SentenceTransformer
 
         s = self.settings
         with library_progress(s.show_progress):
@@ -161,33 +158,31 @@ class EmbeddingFineTuner:
             train_data["distill"] = distill
             loss["distill"] = build_distill_loss(model, s.distill_weight)
             rows += len(sample)
-        scratch = Path(tempfile.mkdtemp(prefix="embedloop-train-"))
-        args = SentenceTransformerTrainingArguments(
-            output_dir=str(scratch),
-            num_train_epochs=s.epochs,
-            per_device_train_batch_size=max(2, min(s.train_batch_size, rows // _world_size())),
-            learning_rate=s.learning_rate,
-            # A float is a ratio of all steps (transformers v5). No warm-up for short runs: with one or two
-            # steps, a warm-up would train at a learning rate of ~0 and change nothing.
-            warmup_steps=0.1 if rows // max(2, s.train_batch_size) * s.epochs >= 10 else 0,
-            seed=s.seed,
-            data_seed=s.seed,
-            batch_sampler="no_duplicates" if s.loss is LossName.MNRL else "batch_sampler",
-            save_strategy="no",
-            report_to="none",
-            logging_steps=max(1, rows // max(2, s.train_batch_size) // 5),
-            disable_tqdm=not progress_enabled(s.show_progress),  # bars only on a terminal
-            use_cpu=(s.device or "cpu") == "cpu",
-            dataloader_drop_last=False,
-        )
-        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
-        anchor = snapshot(model) if s.weight_averaging < 1.0 or select is not None else None  # issue 11: WiSE-FT
+        soup = s.train_draws > 1
+        anchor = snapshot(model) if s.weight_averaging < 1.0 or select is not None or soup else None  # issue 11
         started = time.perf_counter()
-        try:
-            output = trainer.train()
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        mean: dict[str, Any] | None = None
+        steps, losses = 0, []
+        for draw in range(s.train_draws):
+            if draw and anchor is not None:
+                with torch.no_grad():
+                    model.load_state_dict(anchor)  # every draw starts from the same weights
+            trainer, output = self._fit(model, train_data, loss, rows, s.seed + draw)
+            steps += int(output.global_step)
+            if output.training_loss is not None:
+                losses.append(float(output.training_loss))
+            if soup:
+                mean = running_mean(mean, model.state_dict(), draw + 1)
+        if mean is not None:
+            with torch.no_grad():
+                model.load_state_dict(mean)
+            logger.info(
+                "Averaged %d fine-tunes (seeds %d to %d): a model soup",
+                s.train_draws,
+                s.seed,
+                s.seed + s.train_draws - 1,
+            )
         seconds = time.perf_counter() - started
         averaging: dict[str, Any] | None = None
         if anchor is not None and select is not None:
@@ -199,7 +194,7 @@ class EmbeddingFineTuner:
                 "seconds": round(time.perf_counter() - tick, 2),
             }
             logger.info("Chose the mixing weight %g on held-out feedback (score by weight: %s)", alpha, scores)
-        elif anchor is not None:
+        elif anchor is not None and s.weight_averaging < 1.0:
             average_into(model, anchor, s.weight_averaging)
             logger.info("Averaged the trained weights with the starting ones (alpha %g)", s.weight_averaging)
         if trainer.is_world_process_zero():  # under torchrun, one process writes the weights
@@ -207,10 +202,40 @@ class EmbeddingFineTuner:
             model.save(str(output_dir))
         return TrainResult(
             path=output_dir,
-            rows=rows * s.epochs,
-            steps=int(output.global_step),
+            rows=rows * s.epochs * s.train_draws,
+            steps=steps,
             seconds=seconds,
-            train_loss=float(output.training_loss) if output.training_loss is not None else None,
+            train_loss=sum(losses) / len(losses) if losses else None,
             model=model,
             averaging=averaging,
         )
+
+    def _fit(self, model: Any, train_data: Any, loss: Any, rows: int, seed: int) -> tuple[Any, Any]:
+        """One run of sentence-transformers' trainer over ``train_data``; returns (trainer, its output)."""
+        from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+        s = self.settings
+        scratch = Path(tempfile.mkdtemp(prefix="embedloop-train-"))
+        args = SentenceTransformerTrainingArguments(
+            output_dir=str(scratch),
+            num_train_epochs=s.epochs,
+            per_device_train_batch_size=max(2, min(s.train_batch_size, rows // _world_size())),
+            learning_rate=s.learning_rate,
+            # A float is a ratio of all steps (transformers v5). No warm-up for short runs: with one or two
+            # steps, a warm-up would train at a learning rate of ~0 and change nothing.
+            warmup_steps=0.1 if rows // max(2, s.train_batch_size) * s.epochs >= 10 else 0,
+            seed=seed,
+            data_seed=seed,
+            batch_sampler="no_duplicates" if s.loss is LossName.MNRL else "batch_sampler",
+            save_strategy="no",
+            report_to="none",
+            logging_steps=max(1, rows // max(2, s.train_batch_size) // 5),
+            disable_tqdm=not progress_enabled(s.show_progress),  # bars only on a terminal
+            use_cpu=(s.device or "cpu") == "cpu",
+            dataloader_drop_last=False,
+        )
+        trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=train_data, loss=loss)
+        try:
+            return trainer, trainer.train()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
