@@ -21,6 +21,7 @@ def test_cycle_with_every_signal_option_on(loop_settings: Settings):
         train_from="base",
         weight_averaging=0.7,
         multi_task=True,
+        train_draws=2,
         epochs=1,
     )
     with EmbedLoop(settings) as loop:
@@ -32,7 +33,9 @@ def test_cycle_with_every_signal_option_on(loop_settings: Settings):
         assert result["status"] in ("promoted", "rejected"), result
         assert result["train_examples"] >= settings.min_train_examples
         assert result["holdout_source"] == "clicks"  # no judgments: the pre-check read held-out clicks
-        signal = loop.registry.manifest(result["version"])["training"]["signal"]
+        training = loop.registry.manifest(result["version"])["training"]
+        assert training["train_draws"] == 2
+        signal = training["signal"]
         # the click model read the active model's scores of every shown list, and the margin checks ran
         assert signal["click_model"]["impressions"] == sum(len(s.shown) for s in searches)
         a, b = signal["click_model"]["score_prior"]

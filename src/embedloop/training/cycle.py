@@ -456,6 +456,7 @@ def _manifest(
             "position_bias": s.position_bias,
             "distill_weight": s.distill_weight,
             "seed": s.seed,
+            "train_draws": s.train_draws,
             **candidate.info,
         },
         "train_examples": train_examples,
