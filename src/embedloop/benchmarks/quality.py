@@ -365,11 +365,21 @@ def index_corpus(settings: Any, items: list[dict[str, str]], dataset: str, cache
     loop = EmbedLoop(settings)
     loop.add_items(items)
     loop.close()
-    shutil.rmtree(snapshot, ignore_errors=True)
-    snapshot.mkdir(parents=True)
-    shutil.copytree(settings.storage_path, snapshot / "storage")
-    (snapshot / "READY").write_text("ok\n")
-    logger.info("Index: cached the indexed storage in %s", snapshot)
+    # Built beside the cache under a private name, then renamed into place: runs started together each
+    # index on their own and the first to finish publishes; the others keep theirs and leave the cache alone.
+    staging = cache_root / f".{snapshot.name}.{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shutil.copytree(settings.storage_path, staging / "storage")
+    (staging / "READY").write_text("ok\n")
+    if snapshot.exists() and not (snapshot / "READY").is_file():
+        shutil.rmtree(snapshot, ignore_errors=True)  # left half-written by a run that was stopped
+    try:
+        staging.rename(snapshot)
+        logger.info("Index: cached the indexed storage in %s", snapshot)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        logger.info("Index: %s was cached by another run meanwhile; kept it", snapshot)
     return EmbedLoop(settings)
 
 
