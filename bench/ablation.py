@@ -134,6 +134,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--set", dest="base_set", action="append", default=[], help="KEY=VALUE for every config")
     p.add_argument("--no-oracle", action="store_true")
     p.add_argument(
+        "--oracle-only",
+        action="store_true",
+        help="score the oracle alone, no config rows: the oracle of the same budget under other base settings "
+        "(--set) for rows measured in an earlier run of the same seed",
+    )
+    p.add_argument(
         "--oracle-top",
         type=int,
         default=0,
@@ -144,8 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--naive",
         action=argparse.BooleanOptionalAction,
-        default=True,
-        help="add a row for the naive loop (MNRL on every click, skip-above negatives, lr 2e-5, always promoted)",
+        default=None,
+        help="add a row for the naive loop (MNRL on every click, skip-above negatives, lr 2e-5, always promoted); "
+        "on by default, off with --oracle-only",
     )
     p.add_argument("--index-cache", type=Path, default=ROOT / "bench-results" / "index-cache")
     p.add_argument("--out", type=Path, default=None)
@@ -156,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
 
     from embedloop import Settings
 
-    configs = [parse_config(c) for c in (args.config or ["default"])]
+    if args.oracle_only and (args.no_oracle or args.config or args.naive):
+        p.error("--oracle-only scores the oracle alone: leave out --no-oracle, --config and --naive")
+    if args.naive is None:
+        args.naive = not args.oracle_only
+    configs = [] if args.oracle_only else [parse_config(c) for c in (args.config or ["default"])]
     out_dir = args.out or ROOT / "bench-results" / f"ablation-{args.dataset}"
     out_dir.mkdir(parents=True, exist_ok=True)
     data = load_beir(
@@ -219,7 +230,24 @@ def main(argv: list[str] | None = None) -> int:
             }
             logger.info("Naive dev: %s", naive["dev"])
         loop.close()
-        rows = []
+        rows: list[dict[str, Any]] = []
+
+        def write_report() -> None:  # after every row: a long run keeps what it has measured
+            report = {
+                "dataset": args.dataset,
+                "sessions": args.sessions,
+                "feedback": sim,
+                "noise": args.noise,
+                "random_selections": args.random_selections,
+                "exploration": {"mode": args.exploration, "rate": args.exploration_rate, "cost": exploration_cost},
+                "seed": args.seed,
+                "base_set": base_changes,
+                "base": base,
+                "oracle": oracle,
+                "rows": rows,
+            }
+            (out_dir / "ablation.json").write_text(json.dumps(report, indent=2, default=str))
+
         pending: list[tuple[str, dict[str, str]]] = ([("naive", {})] if naive is not None else []) + configs
         for name, changes in pending:
             if naive is not None and name == "naive" and not changes:
@@ -244,20 +272,8 @@ def main(argv: list[str] | None = None) -> int:
                 row.get("gain_recovered"),
                 row["cycle_seconds"],
             )
-            report = {
-                "dataset": args.dataset,
-                "sessions": args.sessions,
-                "feedback": sim,
-                "noise": args.noise,
-                "random_selections": args.random_selections,
-                "exploration": {"mode": args.exploration, "rate": args.exploration_rate, "cost": exploration_cost},
-                "seed": args.seed,
-                "base_set": base_changes,
-                "base": base,
-                "oracle": oracle,
-                "rows": rows,
-            }
-            (out_dir / "ablation.json").write_text(json.dumps(report, indent=2, default=str))
+            write_report()
+        write_report()
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     return 0
