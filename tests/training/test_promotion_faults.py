@@ -63,7 +63,9 @@ def test_failure_at_each_promotion_step_keeps_previous_version(loop_settings, mo
 
 
 def test_prune_keeps_active_and_base(loop_settings):
-    with EmbedLoop(loop_settings.replace(epochs=1, fine_tune_threshold=5)) as loop:
+    # Pruning needs two promoted versions, not a better model: one short training draw per cycle is enough
+    # (with the default soup of three, the second cycle's candidate can fall below the first on held-out data).
+    with EmbedLoop(loop_settings.replace(epochs=1, fine_tune_threshold=5, train_draws=1)) as loop:
         loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])
         promoted = []
         for seed in range(2):

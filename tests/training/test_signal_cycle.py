@@ -81,7 +81,7 @@ def test_train_draws_average_fine_tunes_of_consecutive_seeds(loop_settings: Sett
         TrainingExample(f"query about {texts[i][:20]}", i, [ids[(n + 1) % len(ids)]]) for n, i in enumerate(ids)
     ]
     path = resolve_model("all-MiniLM-L6-v2", loop_settings.storage_path / "models-cache")
-    base = loop_settings.replace(epochs=1, hard_negatives=1, learning_rate=1e-3, train_batch_size=4)
+    base = loop_settings.replace(epochs=1, hard_negatives=1, learning_rate=1e-3, train_batch_size=4, train_draws=1)
     first = EmbeddingFineTuner(base.replace(seed=7)).train(path, examples, texts, tmp_path / "a")
     second = EmbeddingFineTuner(base.replace(seed=8)).train(path, examples, texts, tmp_path / "b")
     soup = EmbeddingFineTuner(base.replace(seed=7, train_draws=2)).train(path, examples, texts, tmp_path / "soup")
