@@ -93,7 +93,8 @@ def bench_training(model_dir: Path, n: int, work: Path, repeats: int = 2, seed: 
     """Product vs bare trainer on the same ``n`` rows, alternating (bare, product, product, bare, ...)."""
     items = make_catalog(max(2000, n * 2), seed=seed)
     examples, texts = training_examples(items, n, seed=seed)
-    settings = settings_for(work / "train-settings")
+    # One draw: the bare trainer runs once, so the product does too (train_draws > 1 is k such runs, averaged).
+    settings = settings_for(work / "train-settings", train_draws=1)
     runs: dict[str, list[dict[str, Any]]] = {"product": [], "bare": []}
     for rep in range(repeats):
         order = ("bare", "product") if rep % 2 == 0 else ("product", "bare")
