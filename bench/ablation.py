@@ -273,7 +273,8 @@ def main(argv: list[str] | None = None) -> int:
                 row["cycle_seconds"],
             )
             write_report()
-        write_report()
+        if not pending:  # --oracle-only: no rows, the oracle alone
+            write_report()
     finally:
         shutil.rmtree(storage, ignore_errors=True)
     return 0

@@ -175,7 +175,7 @@ class Settings:
     auto_averaging: bool = False
     #: Fine-tunes per cycle from the same start (seeds seed, seed + 1, ...), their weights averaged uniformly
     #: (a model soup): the batch order's noise in a small cycle's update averages out; costs draws x training.
-    #: 2 by evidence (docs/benchmarks-quality.md, "A soup of training draws"); 1 = one fine-tune, as before stop 28.
+    #: 3 by evidence (docs/benchmarks-quality.md, "A soup of training draws"); 1 = one fine-tune, as before stop 28.
     train_draws: int = 3
     #: Which weights a full-mode cycle starts from: "active" (the serving model) or "base" (all feedback replayed).
     train_from: str = "active"
