@@ -93,6 +93,7 @@ def test_torch_threads_setting_is_applied(tmp_path: Path):
         ("exploration_rate", 1.5, "[0, 1]"),
         ("negative_relative_margin", 1.0, "[0, 1)"),
         ("train_draws", 0, "from 1 to 16"),
+        ("soup_cost_cap", 0.5, "0 (no limit) or a multiple from 1 to 100"),
     ],
 )
 def test_training_signal_options_are_validated(field: str, value: object, fragment: str):

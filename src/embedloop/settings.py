@@ -177,6 +177,10 @@ class Settings:
     #: (a model soup): the batch order's noise in a small cycle's update averages out; costs draws x training.
     #: 3 by evidence (docs/benchmarks-quality.md, "A soup of training draws"); 1 = one fine-tune, as before stop 28.
     train_draws: int = 3
+    #: The most a soup may lengthen a full-mode cycle, as a multiple of the cycle with one draw (the issue's
+    #: "must not double the cycle"): fewer than ``train_draws`` draws are trained when training would dominate,
+    #: estimated from the training rows and the catalog size (``training.averaging.soup_draws``). 0 = no limit.
+    soup_cost_cap: float = 2.0
     #: Which weights a full-mode cycle starts from: "active" (the serving model) or "base" (all feedback replayed).
     train_from: str = "active"
     #: Clicks, judgments, domain examples and distillation as separate datasets, each with its own loss.
@@ -445,6 +449,12 @@ def _validate_signal(s: Settings) -> None:
         "must stay 1.0 when auto_averaging chooses the mixing weight; set one of the two",
     )
     _check(1 <= s.train_draws <= 16, "train_draws", s.train_draws, "must be an integer from 1 to 16")
+    _check(
+        s.soup_cost_cap == 0 or 1.0 <= s.soup_cost_cap <= 100.0,
+        "soup_cost_cap",
+        s.soup_cost_cap,
+        "must be 0 (no limit) or a multiple from 1 to 100",
+    )
     _check(s.train_from in TRAIN_FROM, "train_from", s.train_from, "one of " + ", ".join(TRAIN_FROM))
     _check(s.exploration in EXPLORATION, "exploration", s.exploration, "one of " + ", ".join(EXPLORATION))
     _check(0.0 <= s.exploration_rate <= 1.0, "exploration_rate", s.exploration_rate, "must be in [0, 1]")

@@ -7,7 +7,16 @@ import torch
 from torch import nn
 
 from embedloop.errors import ConfigError
-from embedloop.training.averaging import GRID, average_into, choose_alpha, interpolate, running_mean, snapshot
+from embedloop.training.averaging import (
+    GRID,
+    SOUP_FREE_PASSES,
+    average_into,
+    choose_alpha,
+    interpolate,
+    running_mean,
+    snapshot,
+    soup_draws,
+)
 
 
 def tiny(seed: int) -> nn.Module:
@@ -28,6 +37,34 @@ def test_running_mean_of_three_models_is_their_uniform_average():
             assert torch.allclose(value, sum(s[key] for s in states) / 3, atol=1e-6), key
     assert torch.equal(mean["positions"], torch.arange(3))
     assert mean["0.weight"] is not states[0]["0.weight"]  # the first set is copied, never aliased
+
+
+@pytest.mark.parametrize(
+    ("rows", "items", "cap", "expected"),
+    [
+        (170, 5183, 2.0, 3),  # SciFact, one round: training is 0.4 x the re-embedding, three draws fit in 2x
+        (339, 3633, 2.0, 2),  # NFCorpus: training 1.1 x the re-embedding, a third draw would pass 2x
+        (5000, 100, 2.0, 2),  # training dominates: two draws at most double a cycle
+        (339, 3633, 1.0, 1),  # cap 1: no draw beyond the first
+        (339, 3633, 3.0, 3),  # a wider cap lets all three through
+        (339, 3633, 0.0, 3),  # 0: no limit
+        (339, 0, 2.0, 3),  # catalog size unknown: no limit
+        (40, 20, 2.0, 3),  # a tiny cycle: the extra draws cost seconds, always trained
+    ],
+)
+def test_soup_draws_keep_the_cycle_within_the_cost_cap(rows: int, items: int, cap: float, expected: int):
+    assert soup_draws(3, rows, 4, 1, items, cap) == expected
+
+
+def test_soup_draws_cost_in_text_passes():
+    # R + k·D <= cap·(R + D) with D = 3 · rows · texts · epochs: exactly at the bound k draws still fit
+    rows, texts, epochs = 100, 4, 2  # D = 2400 passes, above the free allowance
+    draw = 3 * rows * texts * epochs
+    assert draw > SOUP_FREE_PASSES
+    fits_three = int(draw * (3 - 2.0) / (2.0 - 1))  # R with cap + (cap - 1)·R/D == 3
+    assert soup_draws(5, rows, texts, epochs, fits_three, 2.0) == 3
+    assert soup_draws(5, rows, texts, epochs, fits_three - 1, 2.0) == 2
+    assert soup_draws(1, rows, texts, epochs, fits_three, 2.0) == 1
 
 
 def test_averaging_two_models_gives_the_interpolated_tensors():

@@ -93,6 +93,24 @@ def test_train_draws_average_fine_tunes_of_consecutive_seeds(loop_settings: Sett
     assert soup.rows == 2 * first.rows
 
 
+def test_soup_cost_cap_trains_fewer_draws_when_training_would_dominate(loop_settings: Settings, tmp_path):
+    """train_draws=3 on 120 rows with one catalog item to re-embed: under cap 1 only the first draw is trained."""
+    from embedloop.models.resolve import resolve_model
+
+    texts = dict(CATALOG)
+    ids = sorted(texts)
+    examples = [
+        TrainingExample(f"{word} {texts[i][:12]}", i, [ids[(n + 1) % len(ids)]])
+        for word in ("shares", "stock", "ticker", "price", "fund", "company")
+        for n, i in enumerate(ids)
+    ]
+    path = resolve_model("all-MiniLM-L6-v2", loop_settings.storage_path / "models-cache")
+    settings = loop_settings.replace(epochs=1, hard_negatives=1, train_draws=3, soup_cost_cap=1.0)
+    capped = EmbeddingFineTuner(settings).train(path, examples, texts, tmp_path / "capped", reembed_items=1)
+    assert capped.draws == 1
+    assert capped.rows == len(examples)  # one pass over the rows, not three
+
+
 def test_cycle_chooses_the_mixing_weight_on_held_out_judgments_only(loop_settings: Settings):
     with EmbedLoop(loop_settings.replace(auto_averaging=True, epochs=1)) as loop:
         loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])

@@ -255,12 +255,14 @@ def train(
             sv.registry.model_dir(version),
             distill_texts=corpus,
             select=select,
+            reembed_items=len(corpus),
         )
         info: dict[str, Any] = {
             "rows": trained.rows,
             "steps": trained.steps,
             "train_loss": trained.train_loss,
             "examples_per_second": round(trained.examples_per_second, 2),
+            "train_draws": trained.draws,
         }
         if trained.averaging is not None:
             info["averaging"] = {**trained.averaging, "chosen_on": "judgments"}

@@ -23,7 +23,7 @@ from typing import Any
 from embedloop.errors import TrainingDataError
 from embedloop.progress import library_progress, progress_enabled
 from embedloop.settings import LossName, Settings
-from embedloop.training.averaging import average_into, choose_alpha, running_mean, snapshot
+from embedloop.training.averaging import average_into, choose_alpha, running_mean, snapshot, soup_draws
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
 from embedloop.training.multitask import multitask_columns, multitask_losses
@@ -43,6 +43,8 @@ class TrainResult:
     model: Any = None
     #: With ``auto_averaging``: the chosen mixing weight and the held-out score of every one tried.
     averaging: dict[str, Any] | None = None
+    #: Fine-tunes averaged into the result (``train_draws``, or fewer under ``soup_cost_cap``).
+    draws: int = 1
 
     @property
     def examples_per_second(self) -> float:
@@ -107,6 +109,7 @@ class EmbeddingFineTuner:
         distill_texts: Sequence[str] = (),
         judgments: Sequence[TrainingExample] = (),
         select: Callable[[Any], float] | None = None,
+        reembed_items: int = 0,
     ) -> TrainResult:
         """Train from ``parent`` (a folder or a loaded model) and save the candidate to ``output_dir``.
 
@@ -115,6 +118,8 @@ class EmbeddingFineTuner:
         ``select(model)``: a held-out score (higher is better); when given (the cycle passes one with
         ``auto_averaging``), the saved weights are the interpolation of the start and the trained weights
         it rates best.
+        ``reembed_items``: how many catalog items the cycle re-embeds with the result (full mode); with it, a
+        soup trains fewer than ``train_draws`` draws where more would break ``soup_cost_cap``. 0: unknown, no cap.
         """
         import torch
         from datasets import Dataset
@@ -159,12 +164,23 @@ class EmbeddingFineTuner:
             loss["distill"] = build_distill_loss(model, s.distill_weight)
             rows += len(sample)
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
-        soup = s.train_draws > 1
+        draws = soup_draws(s.train_draws, rows, 2 + s.hard_negatives, s.epochs, reembed_items, s.soup_cost_cap)
+        if draws < s.train_draws:
+            logger.info(
+                "Training %d of the %d draws asked for: %d rows against %d catalog items to re-embed, and more draws "
+                "would make the cycle over %g x one draw's (EMBEDLOOP_SOUP_COST_CAP)",
+                draws,
+                s.train_draws,
+                rows,
+                reembed_items,
+                s.soup_cost_cap,
+            )
+        soup = draws > 1
         anchor = snapshot(model) if s.weight_averaging < 1.0 or select is not None or soup else None  # issue 11
         started = time.perf_counter()
         mean: dict[str, Any] | None = None
         steps, losses = 0, []
-        for draw in range(s.train_draws):
+        for draw in range(draws):
             if draw and anchor is not None:
                 with torch.no_grad():
                     model.load_state_dict(anchor)  # every draw starts from the same weights
@@ -179,9 +195,9 @@ class EmbeddingFineTuner:
                 model.load_state_dict(mean)
             logger.info(
                 "Averaged %d fine-tunes (seeds %d to %d): a model soup",
-                s.train_draws,
+                draws,
                 s.seed,
-                s.seed + s.train_draws - 1,
+                s.seed + draws - 1,
             )
         seconds = time.perf_counter() - started
         averaging: dict[str, Any] | None = None
@@ -202,12 +218,13 @@ class EmbeddingFineTuner:
             model.save(str(output_dir))
         return TrainResult(
             path=output_dir,
-            rows=rows * s.epochs * s.train_draws,
+            rows=rows * s.epochs * draws,
             steps=steps,
             seconds=seconds,
             train_loss=sum(losses) / len(losses) if losses else None,
             model=model,
             averaging=averaging,
+            draws=draws,
         )
 
     def _fit(self, model: Any, train_data: Any, loss: Any, rows: int, seed: int) -> tuple[Any, Any]:
