@@ -69,6 +69,10 @@ def running_mean(
     return out
 
 
+#: What training one text costs in forward passes of one text: forward and backward (about 3) plus the trainer's
+#: own work, calibrated on the benchmark's measured parts (training ran 1.1-1.3x the plain 3-pass estimate).
+TRAIN_PASSES_PER_TEXT = 3.6
+
 #: Extra draws cheaper than this many text passes are always trained (``soup_draws``): a cycle this small is
 #: dominated by loading, scoring and saving the model, and the soup's extra draws cost seconds.
 SOUP_FREE_PASSES = 2000
@@ -77,17 +81,17 @@ SOUP_FREE_PASSES = 2000
 def soup_draws(requested: int, rows: int, texts_per_row: int, epochs: int, reembed_items: int, cap: float) -> int:
     """How many of ``requested`` fine-tunes keep a full-mode cycle within ``cap`` × the cycle of one draw.
 
-    Costs in text passes (one forward pass of one text): a draw runs forward and backward (about three forward
-    passes) over every text of every row each epoch, ``D = 3 · rows · texts_per_row · epochs``; re-embedding the
+    Costs in text passes (one forward pass of one text): a draw trains every text of every row each epoch,
+    ``D = TRAIN_PASSES_PER_TEXT · rows · texts_per_row · epochs``; re-embedding the
     catalog after training is one pass per item, ``R = reembed_items``. A cycle of ``k`` draws costs about
     ``R + k·D``, so ``R + k·D ≤ cap · (R + D)`` allows ``k ≤ cap + (cap − 1) · R / D``. On the full benchmark
-    corpora this estimate gives D/R 0.39 (SciFact) and 1.12 (NFCorpus) against 0.4 and 1.2 measured
-    (docs/benchmarks-quality.md, "A soup of training draws"). ``cap`` 0 or an unknown catalog size
+    corpora this estimate gives D/R 0.46-0.54 (SciFact) and 1.34 (NFCorpus) against 0.46-0.52 and 1.36 measured
+    (docs/benchmarks-quality.md, "The soup at learning rate 2e-4, and the soup's cost cap"). ``cap`` 0 or an unknown catalog size
     (``reembed_items`` 0) sets no limit, and neither do extra draws cheaper than :data:`SOUP_FREE_PASSES`.
     """
     if requested <= 1 or cap <= 0 or reembed_items <= 0 or rows <= 0:
         return max(1, requested)
-    draw = 3.0 * rows * max(1, texts_per_row) * max(1, epochs)
+    draw = TRAIN_PASSES_PER_TEXT * rows * max(1, texts_per_row) * max(1, epochs)
     if (requested - 1) * draw <= SOUP_FREE_PASSES:
         return requested
     affordable = int(cap + (cap - 1.0) * reembed_items / draw + 1e-9)
