@@ -9,14 +9,15 @@ from torch import nn
 from embedloop.errors import ConfigError
 from embedloop.training.averaging import (
     GRID,
-    SOUP_FREE_PASSES,
-    TRAIN_PASSES_PER_TEXT,
+    SOUP_FREE_TOKENS,
+    TRAIN_PASSES_PER_TOKEN,
     average_into,
     choose_alpha,
     interpolate,
     running_mean,
     snapshot,
     soup_draws,
+    token_total,
 )
 
 
@@ -40,34 +41,49 @@ def test_running_mean_of_three_models_is_their_uniform_average():
     assert mean["0.weight"] is not states[0]["0.weight"]  # the first set is copied, never aliased
 
 
+SCIFACT_ROW, SCIFACT_DOC = 22.4 + 3 * 127.6, 127.6  # tokens: a claim and three abstracts; an abstract (MiniLM)
+NFCORPUS_ROW, NFCORPUS_DOC = 7.0 + 3 * 127.2, 127.2
+
+
 @pytest.mark.parametrize(
-    ("rows", "items", "cap", "expected"),
+    ("row_tokens", "epochs", "catalog_tokens", "cap", "expected"),
     [
-        (170, 5183, 2.0, 3),  # SciFact, one round: training is 0.4 x the re-embedding, three draws fit in 2x
-        (339, 3633, 2.0, 2),  # NFCorpus seed 13: training 1.3 x the re-embedding, a third draw would pass 2x
-        (296, 3633, 2.0, 2),  # NFCorpus seed 1: the fewest rows of the three seeds, still two
-        (193, 5183, 2.0, 3),  # SciFact seed 1: the most rows of its three seeds, still three
-        (5000, 100, 2.0, 2),  # training dominates: two draws at most double a cycle
-        (339, 3633, 1.0, 1),  # cap 1: no draw beyond the first
-        (339, 3633, 3.0, 3),  # a wider cap lets all three through
-        (339, 3633, 0.0, 3),  # 0: no limit
-        (339, 0, 2.0, 3),  # catalog size unknown: no limit
-        (40, 20, 2.0, 3),  # a tiny cycle: the extra draws cost seconds, always trained
+        (193 * SCIFACT_ROW, 1, 5183 * SCIFACT_DOC, 2.0, 3),  # SciFact one round (most rows of 3 seeds): 3 fit in 2x
+        (339 * NFCORPUS_ROW, 1, 3633 * NFCORPUS_DOC, 2.0, 2),  # NFCorpus seed 13: training 1.3x the re-embedding
+        (296 * NFCORPUS_ROW, 1, 3633 * NFCORPUS_DOC, 2.0, 2),  # NFCorpus seed 1, the fewest rows: still two
+        (5000 * NFCORPUS_ROW, 1, 100 * NFCORPUS_DOC, 2.0, 2),  # training dominates: two draws at most double a cycle
+        (339 * NFCORPUS_ROW, 1, 3633 * NFCORPUS_DOC, 1.0, 1),  # cap 1: no draw beyond the first
+        (339 * NFCORPUS_ROW, 1, 3633 * NFCORPUS_DOC, 3.0, 3),  # a wider cap lets all three through
+        (339 * NFCORPUS_ROW, 1, 3633 * NFCORPUS_DOC, 0.0, 3),  # 0: no limit
+        (339 * NFCORPUS_ROW, 1, 0.0, 2.0, 3),  # catalog unknown: no limit
+        (120 * 36.0, 3, 20 * 10.0, 2.0, 3),  # the spec's 20-security example: short texts, seconds, always all
     ],
 )
-def test_soup_draws_keep_the_cycle_within_the_cost_cap(rows: int, items: int, cap: float, expected: int):
-    assert soup_draws(3, rows, 4, 1, items, cap) == expected
+def test_soup_draws_keep_the_cycle_within_the_cost_cap(
+    row_tokens: float, epochs: int, catalog_tokens: float, cap: float, expected: int
+):
+    assert soup_draws(3, row_tokens, epochs, catalog_tokens, cap) == expected
 
 
-def test_soup_draws_cost_in_text_passes():
-    # R + k·D <= cap·(R + D) with D = passes per text · rows · texts · epochs: at the bound k draws still fit
-    rows, texts, epochs = 100, 4, 2  # D = 2880 passes, above the free allowance
-    draw = TRAIN_PASSES_PER_TEXT * rows * texts * epochs
-    assert draw > SOUP_FREE_PASSES
-    fits_three = round(draw * (3 - 2.0) / (2.0 - 1))  # R with cap + (cap - 1)·R/D == 3
-    assert soup_draws(5, rows, texts, epochs, fits_three, 2.0) == 3
-    assert soup_draws(5, rows, texts, epochs, fits_three - 1, 2.0) == 2
-    assert soup_draws(1, rows, texts, epochs, fits_three, 2.0) == 1
+def test_soup_draws_cost_in_token_passes():
+    # R + k·D <= cap·(R + D) with D = passes per token · row tokens · epochs: at the bound k draws still fit
+    row_tokens, epochs = 100_000.0, 2
+    draw = TRAIN_PASSES_PER_TOKEN * row_tokens * epochs
+    assert draw > SOUP_FREE_TOKENS
+    fits_three = draw * (3 - 2.0) / (2.0 - 1)  # R with cap + (cap - 1)·R/D == 3
+    assert soup_draws(5, row_tokens, epochs, fits_three, 2.0) == 3
+    assert soup_draws(5, row_tokens, epochs, fits_three * 0.99, 2.0) == 2
+    assert soup_draws(1, row_tokens, epochs, fits_three, 2.0) == 1
+
+
+def test_token_total_estimates_from_a_sample_with_truncation():
+    def tokenizer(texts, add_special_tokens, truncation, max_length):
+        assert add_special_tokens and truncation
+        return {"input_ids": [list(range(min(len(t.split()), max_length))) for t in texts]}
+
+    texts = ["a b c d"] * 3000 + ["w " * 500] * 3000  # 4 tokens, and 500 cut to 128
+    assert token_total(tokenizer, texts, 128, sample=600) == pytest.approx(6000 * (4 + 128) / 2)
+    assert token_total(tokenizer, [], 128) == 0.0
 
 
 def test_averaging_two_models_gives_the_interpolated_tensors():

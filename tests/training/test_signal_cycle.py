@@ -93,9 +93,12 @@ def test_train_draws_average_fine_tunes_of_consecutive_seeds(loop_settings: Sett
     assert soup.rows == 2 * first.rows
 
 
-def test_soup_cost_cap_trains_fewer_draws_when_training_would_dominate(loop_settings: Settings, tmp_path):
+def test_soup_cost_cap_trains_fewer_draws_when_training_would_dominate(loop_settings: Settings, tmp_path, monkeypatch):
     """train_draws=3 on 120 rows with one catalog item to re-embed: under cap 1 only the first draw is trained."""
     from embedloop.models.resolve import resolve_model
+    from embedloop.training import averaging
+
+    monkeypatch.setattr(averaging, "SOUP_FREE_TOKENS", 0)  # tiny rows would otherwise count as free
 
     texts = dict(CATALOG)
     ids = sorted(texts)
@@ -106,7 +109,7 @@ def test_soup_cost_cap_trains_fewer_draws_when_training_would_dominate(loop_sett
     ]
     path = resolve_model("all-MiniLM-L6-v2", loop_settings.storage_path / "models-cache")
     settings = loop_settings.replace(epochs=1, hard_negatives=1, train_draws=3, soup_cost_cap=1.0)
-    capped = EmbeddingFineTuner(settings).train(path, examples, texts, tmp_path / "capped", reembed_items=1)
+    capped = EmbeddingFineTuner(settings).train(path, examples, texts, tmp_path / "capped", reembed_texts=["SPY"])
     assert capped.draws == 1
     assert capped.rows == len(examples)  # one pass over the rows, not three
 

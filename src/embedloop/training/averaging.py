@@ -12,7 +12,8 @@ candidate back toward its parent (or, with ``train_from="base"``, the base) boun
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -69,33 +70,44 @@ def running_mean(
     return out
 
 
-#: What training one text costs in forward passes of one text: forward and backward (about 3) plus the trainer's
-#: own work, calibrated on the benchmark's measured parts (training ran 1.1-1.3x the plain 3-pass estimate).
-TRAIN_PASSES_PER_TEXT = 3.6
+#: What training one token costs in forward passes of one token: forward and backward (about 3) plus the
+#: optimiser and the trainer's own work, calibrated on the benchmark's measured cycle parts (``soup_draws``).
+TRAIN_PASSES_PER_TOKEN = 4.5
 
-#: Extra draws cheaper than this many text passes are always trained (``soup_draws``): a cycle this small is
-#: dominated by loading, scoring and saving the model, and the soup's extra draws cost seconds.
-SOUP_FREE_PASSES = 2000
+#: Extra draws cheaper than this many token passes (about 2,000 texts of 128 tokens) are always trained: a cycle
+#: this small is dominated by loading, scoring and saving the model, and the soup's extra draws cost seconds.
+SOUP_FREE_TOKENS = 250_000
 
 
-def soup_draws(requested: int, rows: int, texts_per_row: int, epochs: int, reembed_items: int, cap: float) -> int:
+def soup_draws(requested: int, row_tokens: float, epochs: int, reembed_tokens: float, cap: float) -> int:
     """How many of ``requested`` fine-tunes keep a full-mode cycle within ``cap`` × the cycle of one draw.
 
-    Costs in text passes (one forward pass of one text): a draw trains every text of every row each epoch,
-    ``D = TRAIN_PASSES_PER_TEXT · rows · texts_per_row · epochs``; re-embedding the
-    catalog after training is one pass per item, ``R = reembed_items``. A cycle of ``k`` draws costs about
-    ``R + k·D``, so ``R + k·D ≤ cap · (R + D)`` allows ``k ≤ cap + (cap − 1) · R / D``. On the full benchmark
-    corpora this estimate gives D/R 0.46-0.54 (SciFact) and 1.34 (NFCorpus) against 0.46-0.52 and 1.36 measured
-    (docs/benchmarks-quality.md, "The soup at learning rate 2e-4, and the soup's cost cap"). ``cap`` 0 or an unknown catalog size
-    (``reembed_items`` 0) sets no limit, and neither do extra draws cheaper than :data:`SOUP_FREE_PASSES`.
+    Costs in token passes (one token through the encoder once): a draw trains every token of every training
+    row each epoch, ``D = TRAIN_PASSES_PER_TOKEN · row_tokens · epochs``; re-embedding the catalog after
+    training reads each item's tokens once, ``R = reembed_tokens`` (both truncated at the model's sequence
+    length). A cycle of ``k`` draws costs about ``R + k·D``, so ``R + k·D ≤ cap · (R + D)`` allows
+    ``k ≤ cap + (cap − 1) · R / D``. On the benchmark's one-round cycles this gives D/R 0.46–0.53 (SciFact) and
+    1.12–1.28 (NFCorpus) against 0.46–0.52 and 1.36 measured (docs/benchmarks-quality.md, "The soup at learning
+    rate 2e-4, and the soup's cost cap"). ``cap`` 0 or an unknown catalog (``reembed_tokens`` 0) sets no limit,
+    and neither do extra draws cheaper than :data:`SOUP_FREE_TOKENS`.
     """
-    if requested <= 1 or cap <= 0 or reembed_items <= 0 or rows <= 0:
+    if requested <= 1 or cap <= 0 or reembed_tokens <= 0 or row_tokens <= 0:
         return max(1, requested)
-    draw = TRAIN_PASSES_PER_TEXT * rows * max(1, texts_per_row) * max(1, epochs)
-    if (requested - 1) * draw <= SOUP_FREE_PASSES:
+    draw = TRAIN_PASSES_PER_TOKEN * row_tokens * max(1, epochs)
+    if (requested - 1) * draw <= SOUP_FREE_TOKENS:
         return requested
-    affordable = int(cap + (cap - 1.0) * reembed_items / draw + 1e-9)
+    affordable = int(cap + (cap - 1.0) * reembed_tokens / draw + 1e-9)
     return max(1, min(requested, affordable))
+
+
+def token_total(tokenizer: Callable[..., Any], texts: Sequence[str], max_length: int, sample: int = 1000) -> float:
+    """Estimated number of tokens in ``texts``, each truncated at ``max_length``, from an evenly spaced sample."""
+    if not texts:
+        return 0.0
+    step = max(1, len(texts) // sample)
+    picked = list(texts[::step])[:sample]
+    ids = tokenizer(picked, add_special_tokens=True, truncation=True, max_length=max_length)["input_ids"]
+    return len(texts) * sum(len(i) for i in ids) / len(ids)
 
 
 def average_into(model: nn.Module, start: Mapping[str, torch.Tensor], alpha: float) -> None:

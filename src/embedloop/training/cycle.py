@@ -255,7 +255,7 @@ def train(
             sv.registry.model_dir(version),
             distill_texts=corpus,
             select=select,
-            reembed_items=len(corpus),
+            reembed_texts=corpus,
         )
         info: dict[str, Any] = {
             "rows": trained.rows,

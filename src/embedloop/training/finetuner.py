@@ -23,7 +23,14 @@ from typing import Any
 from embedloop.errors import TrainingDataError
 from embedloop.progress import library_progress, progress_enabled
 from embedloop.settings import LossName, Settings
-from embedloop.training.averaging import average_into, choose_alpha, running_mean, snapshot, soup_draws
+from embedloop.training.averaging import (
+    average_into,
+    choose_alpha,
+    running_mean,
+    snapshot,
+    soup_draws,
+    token_total,
+)
 from embedloop.training.examples import TrainingExample
 from embedloop.training.losses import build_distill_loss, build_loss
 from embedloop.training.multitask import multitask_columns, multitask_losses
@@ -109,7 +116,7 @@ class EmbeddingFineTuner:
         distill_texts: Sequence[str] = (),
         judgments: Sequence[TrainingExample] = (),
         select: Callable[[Any], float] | None = None,
-        reembed_items: int = 0,
+        reembed_texts: Sequence[str] = (),
     ) -> TrainResult:
         """Train from ``parent`` (a folder or a loaded model) and save the candidate to ``output_dir``.
 
@@ -118,8 +125,8 @@ class EmbeddingFineTuner:
         ``select(model)``: a held-out score (higher is better); when given (the cycle passes one with
         ``auto_averaging``), the saved weights are the interpolation of the start and the trained weights
         it rates best.
-        ``reembed_items``: how many catalog items the cycle re-embeds with the result (full mode); with it, a
-        soup trains fewer than ``train_draws`` draws where more would break ``soup_cost_cap``. 0: unknown, no cap.
+        ``reembed_texts``: the catalog texts the cycle re-embeds with the result (full mode); with them, a soup
+        trains fewer than ``train_draws`` draws where more would break ``soup_cost_cap``. Empty: no cap.
         """
         import torch
         from datasets import Dataset
@@ -139,11 +146,13 @@ class EmbeddingFineTuner:
         if s.multi_task:  # issue 11: one dataset and one loss per objective
             per_task = multitask_columns(examples, texts, s, judgments)
             rows = sum(len(c["anchor"]) for c in per_task.values())
+            row_texts = [t for cols in per_task.values() for column in cols.values() for t in column]
             train_data = {name: Dataset.from_dict(cols) for name, cols in per_task.items()}
             loss = multitask_losses(per_task, model, s)
         else:
             columns = feedback_rows([*examples, *judgments], texts, s.loss, s.hard_negatives)
             rows = len(columns["anchor"])
+            row_texts = [t for column in columns.values() for t in column if isinstance(t, str)]
             train_data = Dataset.from_dict(columns)
             loss = build_loss(s.loss, model)
         if rows == 0:
@@ -163,8 +172,9 @@ class EmbeddingFineTuner:
             train_data["distill"] = distill
             loss["distill"] = build_distill_loss(model, s.distill_weight)
             rows += len(sample)
+            row_texts += sample
         logger.info("Training on %d rows (%s loss, %d epoch(s), lr %g)", rows, s.loss.value, s.epochs, s.learning_rate)
-        draws = soup_draws(s.train_draws, rows, 2 + s.hard_negatives, s.epochs, reembed_items, s.soup_cost_cap)
+        draws = self._affordable_draws(model, row_texts, reembed_texts)
         if draws < s.train_draws:
             logger.info(
                 "Training %d of the %d draws asked for: %d rows against %d catalog items to re-embed, and more draws "
@@ -172,7 +182,7 @@ class EmbeddingFineTuner:
                 draws,
                 s.train_draws,
                 rows,
-                reembed_items,
+                len(reembed_texts),
                 s.soup_cost_cap,
             )
         soup = draws > 1
@@ -226,6 +236,16 @@ class EmbeddingFineTuner:
             averaging=averaging,
             draws=draws,
         )
+
+    def _affordable_draws(self, model: Any, row_texts: Sequence[str], reembed_texts: Sequence[str]) -> int:
+        """``train_draws``, or fewer under ``soup_cost_cap`` (``training.averaging.soup_draws``)."""
+        s = self.settings
+        if s.train_draws <= 1 or s.soup_cost_cap <= 0 or not reembed_texts or not row_texts:
+            return s.train_draws
+        tokenizer, length = model.tokenizer, model.max_seq_length or s.max_seq_length
+        rows = token_total(tokenizer, row_texts, length)
+        catalog = token_total(tokenizer, reembed_texts, length)
+        return soup_draws(s.train_draws, rows, s.epochs, catalog, s.soup_cost_cap)
 
     def _fit(self, model: Any, train_data: Any, loss: Any, rows: int, seed: int) -> tuple[Any, Any]:
         """One run of sentence-transformers' trainer over ``train_data``; returns (trainer, its output)."""
