@@ -28,9 +28,9 @@ for path in (ROOT / "src", ROOT / "tests" / "training"):  # the product, and the
     if path.is_dir() and str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from feedback_sim import CATALOG, HELD_OUT, rank_of, simulate  # noqa: E402
+from feedback_sim import CATALOG, HELD_OUT, cycle_settings, rank_of, simulate  # noqa: E402
 
-from embedloop import EmbedLoop, Settings  # noqa: E402
+from embedloop import EmbedLoop  # noqa: E402
 
 logger = logging.getLogger("bench.spec_example_seeds")
 
@@ -38,19 +38,7 @@ logger = logging.getLogger("bench.spec_example_seeds")
 def ranks_after_one_cycle(seed: int, draws: int) -> dict[str, dict[str, int]]:
     """The held-out phrasings' target ranks before and after one cycle (the test's settings)."""
     with tempfile.TemporaryDirectory() as storage:
-        settings = Settings(
-            storage_path=Path(storage),
-            embedding_model="all-MiniLM-L6-v2",
-            fine_tune_threshold=20,
-            min_holdout_queries=3,
-            learning_rate=1e-4,
-            epochs=3,
-            train_batch_size=16,
-            show_progress=False,
-            trials=False,
-            seed=seed,
-            train_draws=draws,
-        )
+        settings = cycle_settings(Path(storage), seed=seed, train_draws=draws)
         with EmbedLoop(settings) as loop:
             loop.add_items([{"id": k, "text": v} for k, v in CATALOG.items()])
             before = {q: rank_of(loop, q, t) for q, t in HELD_OUT.items()}

@@ -179,7 +179,7 @@ class Settings:
     train_draws: int = 3
     #: The most a soup may lengthen a full-mode cycle, as a multiple of the cycle with one draw (the issue's
     #: "must not double the cycle"): fewer than ``train_draws`` draws are trained when training would dominate,
-    #: estimated from the training rows and the catalog size (``training.averaging.soup_draws``). 0 = no limit.
+    #: estimated from the training rows' and the catalog's tokens (``training.averaging.soup_draws``). 0 = no limit.
     soup_cost_cap: float = 2.0
     #: Which weights a full-mode cycle starts from: "active" (the serving model) or "base" (all feedback replayed).
     train_from: str = "active"

@@ -3,25 +3,14 @@
 from __future__ import annotations
 
 import pytest
-from feedback_sim import CATALOG
+from feedback_sim import CATALOG, cycle_settings
 
 from embedloop import EmbedLoop, Settings
 
 
 @pytest.fixture
 def loop_settings(storage) -> Settings:
-    return Settings(
-        storage_path=storage,
-        embedding_model="all-MiniLM-L6-v2",
-        fine_tune_threshold=20,
-        min_holdout_queries=3,
-        learning_rate=1e-4,
-        epochs=3,
-        train_batch_size=16,
-        show_progress=False,
-        # These tests check what one cycle learns and how the pre-check alone decides; trials: test_trials*.py.
-        trials=False,
-    )
+    return cycle_settings(storage)
 
 
 @pytest.fixture

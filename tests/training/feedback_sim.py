@@ -3,10 +3,31 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
+from typing import Any
 
-from embedloop import EmbedLoop
+from embedloop import EmbedLoop, Settings
 from embedloop.simulation import ClickModel, simulate_search
 from embedloop.types import FeedbackSession
+
+
+def cycle_settings(storage: Path, **changes: Any) -> Settings:
+    """The learning-loop tests' settings (``bench/spec_example_seeds.py`` reruns the spec's example with them).
+
+    The tests check what one cycle learns and how the pre-check alone decides; trials: test_trials*.py.
+    """
+    defaults: dict[str, Any] = {
+        "embedding_model": "all-MiniLM-L6-v2",
+        "fine_tune_threshold": 20,
+        "min_holdout_queries": 3,
+        "learning_rate": 1e-4,
+        "epochs": 3,
+        "train_batch_size": 16,
+        "show_progress": False,
+        "trials": False,
+    }
+    return Settings(storage_path=storage, **{**defaults, **changes})
+
 
 CATALOG = {
     "AAPL": "AAPL - Apple Inc. Common Stock",

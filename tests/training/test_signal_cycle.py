@@ -14,14 +14,20 @@ from embedloop.training.multitask import judged_examples
 pytestmark = pytest.mark.slow
 
 
-def test_cycle_with_every_signal_option_on(loop_settings: Settings):
+def test_cycle_with_every_signal_option_on(loop_settings: Settings, monkeypatch):
+    from embedloop.training import averaging
+
+    # the cycle hands its catalog to the soup's cost cap: with no free allowance, three draws asked for and a
+    # 20-item catalog (training dominates), a cap of 2 lets two through
+    monkeypatch.setattr(averaging, "SOUP_FREE_TOKENS", 0)
     settings = loop_settings.replace(
         click_model="pbm_scores",
         safe_negatives=True,
         train_from="base",
         weight_averaging=0.7,
         multi_task=True,
-        train_draws=2,
+        train_draws=3,
+        soup_cost_cap=2.0,
         epochs=1,
     )
     with EmbedLoop(settings) as loop:

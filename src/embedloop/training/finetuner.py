@@ -152,7 +152,7 @@ class EmbeddingFineTuner:
         else:
             columns = feedback_rows([*examples, *judgments], texts, s.loss, s.hard_negatives)
             rows = len(columns["anchor"])
-            row_texts = [t for column in columns.values() for t in column if isinstance(t, str)]
+            row_texts = [t for column in columns.values() for t in column]
             train_data = Dataset.from_dict(columns)
             loss = build_loss(s.loss, model)
         if rows == 0:
