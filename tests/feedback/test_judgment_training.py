@@ -55,6 +55,28 @@ def test_a_judgment_changes_the_next_cycles_examples(loop: EmbedLoop):
     assert all("AAPL" not in ex.negatives for ex in after.values() if ex.query == query)
 
 
+def test_held_out_clicks_train_once_judgments_judge(loop: EmbedLoop):
+    """The click split holds queries out for the pre-check; when held-out judgments judge instead, they train."""
+    from embedloop.training.split import split_by_query
+
+    clicked = [f"apple stock {n}" for n in range(20)]
+    for query in clicked:
+        loop.record_feedback(query, shown=["APLE", "AAPL", "MSFT"], selected=["AAPL"])
+    split = split_by_query(loop.store.feedback_sessions(), loop.settings.holdout_fraction)
+    held_out = {s.query for s in split.holdout}
+    assert held_out
+
+    def click_queries() -> set[str]:
+        return {ex.query for ex in next_training_examples(loop.services())[0] if ex.source != "judgment"}
+
+    assert click_queries() == set(clicked) - held_out
+    for n in range(60):  # enough judged queries for a held-out judgment set (~18 of 60)
+        loop.record_judgment(f"tesla shares {n}", "TSLA", relevant=True)
+        loop.record_judgment(f"tesla shares {n}", "SPY", relevant=False)
+    assert judgment_holdout(loop.store) is not None
+    assert click_queries() == set(clicked)
+
+
 def test_merge_keeps_relevant_items_out_of_negatives(loop: EmbedLoop):
     loop.record_judgment("tesla", "TSLA", True)
     loop.record_judgment("tesla", "SPY", False)

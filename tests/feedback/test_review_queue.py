@@ -10,12 +10,15 @@ import pytest
 from embedloop import EmbedLoop, InvalidInputError, NotFoundError
 from embedloop.feedback.click_model import ClickModel
 from embedloop.feedback.review import (
+    MAX_SAMPLE_QUESTIONS,
     REASON_WEIGHTS,
+    SAMPLE_WEIGHT,
     QueryTraffic,
     label_change_chance,
     priority_of,
     propose,
     reason_scores,
+    sample_draw,
 )
 
 ITEMS = [
@@ -162,6 +165,39 @@ def test_conflicting_clicks_and_disagreement_scores():
     priority, reason = priority_of(scores, searches=4)
     assert reason == "conflicting_clicks"
     assert priority > REASON_WEIGHTS["conflicting_clicks"]
+
+
+def test_the_sample_floor_asks_about_any_query_once_the_reasons_are_weak():
+    # a clear query: one confident pick at rank 1, no tie -> only the random draw makes it a question
+    clear = QueryTraffic("clear", "clear", searches=1, with_selection=1)
+    clear.picks.update({"A": 1})
+    active = [("A", 0.9), ("B", 0.5), ("C", 0.4)]
+    scores = reason_scores(clear, active)
+    assert set(scores) == {"tied_scores", "sample"} and scores["tied_scores"][0] == 0.0
+    assert scores["sample"] == (sample_draw("clear"), ["A", "B", "C"])
+    assert priority_of(scores, searches=1) == (pytest.approx(SAMPLE_WEIGHT * sample_draw("clear")), "sample")
+    # the floor is never added to a reason: a tie above it keeps its own priority, one below it is replaced
+    tie = {"tied_scores": (0.9, ["A", "B"]), "sample": (0.99, ["A", "B", "C"])}
+    assert priority_of(tie, searches=1) == (pytest.approx(0.9), "tied_scores")
+    weak = {"click_uncertain": (0.1, ["A"]), "sample": (0.99, ["A", "B", "C"])}
+    assert priority_of(weak, searches=1) == (pytest.approx(SAMPLE_WEIGHT * 0.99), "sample")
+    # draws are stable and spread over [0, 1)
+    draws = [sample_draw(f"query {i}") for i in range(2000)]
+    assert draws[:5] == [sample_draw(f"query {i}") for i in range(5)]
+    assert 0.0 <= min(draws) < 0.05 and 0.95 < max(draws) < 1.0 and abs(sum(draws) / len(draws) - 0.5) < 0.03
+    # one refresh offers at most MAX_SAMPLE_QUESTIONS of them, the highest priorities; reasoned ones all stay
+    traffic = {f"q{i}": QueryTraffic(f"q{i}", f"q{i}", searches=1, with_selection=1) for i in range(150)}
+    for t in traffic.values():
+        t.picks.update({"A": 1})
+    ranked = {k: active for k in traffic} | {"q0": [("A", 0.9), ("B", 0.9), ("C", 0.4)]}
+    proposals = propose(traffic, ranked, None, judged={})
+    samples = [p for p in proposals if p.reason == "sample"]
+    assert [p.query for p in proposals if p.reason != "sample"] == ["q0"]
+    assert len(samples) == MAX_SAMPLE_QUESTIONS
+    left_out = [SAMPLE_WEIGHT * sample_draw(k) for k in traffic if k not in {p.query for p in proposals}]
+    assert len(left_out) == 149 - MAX_SAMPLE_QUESTIONS
+    assert min(p.priority for p in samples) >= max(left_out) - 1e-4  # priorities are rounded to 4 digits
+    assert "sample" not in proposals[0].reasons and "sample" in samples[0].reasons
 
 
 def test_click_model_weighs_the_chance_that_the_answer_changes_a_label():

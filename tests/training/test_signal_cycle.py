@@ -126,6 +126,7 @@ def test_cycle_chooses_the_mixing_weight_on_held_out_judgments_only(loop_setting
         simulate(loop, rounds=1)
         clicks_only = loop.fine_tune(force=True)
         assert clicks_only["holdout_source"] == "clicks"
+        assert clicks_only["holdout_sessions"] > 0 and clicks_only["holdout_queries"] > 0
         kept = loop.registry.manifest(clicks_only["version"])["training"]["averaging"]
         assert kept == {"alpha": 1.0, "chosen_on": None, "why": "no held-out judgments yet"}
         for n, (item, text) in enumerate(sorted(CATALOG.items()) * 3):  # 60 judged queries: ~18 held out
@@ -136,7 +137,10 @@ def test_cycle_chooses_the_mixing_weight_on_held_out_judgments_only(loop_setting
         simulate(loop, rounds=1)  # a cycle needs new selections; judgments alone do not start one
         result = loop.fine_tune(force=True)
         assert result.get("holdout_source") == "judgments", result
+        # judgments judge, so the held-out clicks train: no click session is held out
+        assert result["holdout_sessions"] == 0 and result["holdout_queries"] == 0
         manifest = loop.registry.manifest(result["version"])
+        assert manifest["holdout_sessions"] == 0
     chosen = manifest["training"]["averaging"]
     assert chosen["chosen_on"] == "judgments"
     assert set(chosen["scores"]) == {"0.0", "0.25", "0.5", "0.75", "1.0"}

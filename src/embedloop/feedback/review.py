@@ -2,7 +2,7 @@
 
 Clicks are cheap and noisy; an explicit answer is expensive and trusted. The
 queue looks at recent traffic, grouped by normalised query, and scores five
-reasons to ask, each in [0, 1]:
+reasons to ask, each in [0, 1], and a random floor under them:
 
 ``tied_scores``
     The active model's top scores are nearly tied: ``1 - (s1 - s2) / TIE_MARGIN``
@@ -24,10 +24,18 @@ reasons to ask, each in [0, 1]:
     selected item whose posterior relevance ``p`` is closest to 1/2 (1 at
     ``p = 1/2``, 0 when the model is sure either way).
     Candidates: the selected items, most uncertain first, then the top results.
+``sample``
+    A stable random draw: a hash of the normalised query, uniform in [0, 1).
+    It is no reason of its own but a floor under the others: it makes any
+    searched query a question about its active top results once the reasoned
+    questions score below it (weight :data:`SAMPLE_WEIGHT`, never added to the
+    other reasons). Answers to a random sample of the traffic are unbiased by
+    any reason's own blind spots; late in a large budget they are worth more
+    than the weakest reasoned questions (``docs/review.md``).
 
 A question's priority is
 ``(best + 0.25 * rest) * (1 + 0.25 * ln(searches)) * (0.5 + 0.5 * chance)``:
-``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
+``best`` is the largest weighted reason score (or the ``sample`` floor when it is larger) (weights :data:`REASON_WEIGHTS`),
 ``rest`` the sum of the other weighted scores, frequent queries count more, and
 ``chance`` is the click model's probability that the answer changes at least
 one training label (:func:`label_change_chance`: a relevant candidate nobody's
@@ -45,6 +53,7 @@ about it is open, and not again after it was answered until the model changes
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import weakref
@@ -72,6 +81,9 @@ REASON_WEIGHTS: dict[str, float] = {
     "no_selection": 0.6,
     "click_uncertain": 0.5,
 }
+#: Weight of the ``sample`` floor: a question drawn at random from the traffic is asked before a reasoned one
+#: whose weighted score is below ``SAMPLE_WEIGHT`` times its draw.
+SAMPLE_WEIGHT = 0.4
 #: Reasons that depend on the model's scores; they expire at any change of the active version.
 MODEL_REASONS = frozenset({"tied_scores", "model_disagreement"})
 #: Score gap under which the top results count as tied (cosine similarity).
@@ -88,6 +100,9 @@ MIN_PRIORITY = 0.05
 MODEL_AGE = 2
 #: Share of the catalog changed since a question was asked that makes it moot.
 CATALOG_CHURN = 0.2
+
+#: Most ``sample`` questions one refresh adds (the highest priorities): the open queue stays small on busy logs.
+MAX_SAMPLE_QUESTIONS = 100
 
 #: ``ranker(queries, k)`` → for each query its top-``k`` ``(item_id, score)``, best first.
 Ranker = Callable[[Sequence[str], int], list[list[tuple[str, float]]]]
@@ -196,7 +211,15 @@ def reason_scores(
         if doubt:
             ordered = sorted(doubt, key=lambda i: (-doubt[i], i))
             out["click_uncertain"] = (max(doubt.values()), ordered + top)
+    if top:
+        out["sample"] = (sample_draw(t.key), top)
     return out
+
+
+def sample_draw(key: str) -> float:
+    """The ``sample`` score of normalised query ``key``: uniform in [0, 1), stable across refreshes and processes."""
+    digest = hashlib.blake2b(f"review-sample:{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
 
 
 def label_change_chance(
@@ -230,12 +253,18 @@ def label_change_chance(
 
 def priority_of(scores: dict[str, tuple[float, list[str]]], searches: int) -> tuple[float, str | None]:
     """A question's priority and its main reason (see the module docstring)."""
-    weighted = sorted(((REASON_WEIGHTS[r] * s, r) for r, (s, _items) in scores.items() if s > 0), reverse=True)
-    if not weighted:
+    weighted = sorted(
+        ((REASON_WEIGHTS[r] * s, r) for r, (s, _items) in scores.items() if s > 0 and r != "sample"), reverse=True
+    )
+    value, reason = 0.0, None
+    if weighted:
+        value, reason = weighted[0][0] + 0.25 * sum(w for w, _r in weighted[1:]), weighted[0][1]
+    floor = SAMPLE_WEIGHT * scores["sample"][0] if "sample" in scores else 0.0
+    if floor > value:
+        value, reason = floor, "sample"
+    if reason is None:
         return 0.0, None
-    best, reason = weighted[0]
-    rest = sum(w for w, _r in weighted[1:])
-    return (best + 0.25 * rest) * (1.0 + 0.25 * math.log(max(1, searches))), reason
+    return value * (1.0 + 0.25 * math.log(max(1, searches))), reason
 
 
 @dataclass
@@ -287,9 +316,19 @@ def propose(
             continue
         priority *= 0.5 + 0.5 * label_change_chance(key, candidates, ranking, clicks, t.picks, positive_cut)
         out.append(
-            Proposal(t.query, reason, {r: round(s, 4) for r, (s, _i) in scores.items()}, round(priority, 4), candidates)
+            Proposal(
+                t.query,
+                reason,
+                {r: round(s, 4) for r, (s, _i) in scores.items() if r != "sample" or reason == "sample"},
+                round(priority, 4),
+                candidates,
+            )
         )
     out.sort(key=lambda p: (-p.priority, p.query))
+    samples = [p for p in out if p.reason == "sample"][MAX_SAMPLE_QUESTIONS:]
+    if samples:
+        dropped = {id(p) for p in samples}
+        out = [p for p in out if id(p) not in dropped]
     return out
 
 

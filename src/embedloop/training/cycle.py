@@ -1,7 +1,8 @@
 """One fine-tuning cycle, as a sequence of small stages.
 
-feedback (:func:`gather_feedback`) → examples (:func:`_build_examples`) →
-held-out set (:func:`holdout`) → train (:func:`train`) → score
+feedback (:func:`gather_feedback`) → held-out set (:func:`holdout`: judgments
+when enough exist, else held-out clicks, which then stay out of training) →
+examples (:func:`_build_examples`) → train (:func:`train`) → score
 (:func:`score`) → pre-check (:func:`judge`) → trial
 (``training/trial.py``: the users decide; then promote or reject) — or, with
 trials off, promote at once.
@@ -209,8 +210,11 @@ def gather_feedback(sv: Services, force: bool) -> Window | dict[str, Any]:
     return window
 
 
-def holdout(sv: Services, window: Window, texts: dict[str, str]) -> Holdout:
-    """Stage 3: evaluators over the held-out sessions and the current catalog."""
+def holdout(sv: Services, held_out: Sequence[FeedbackSession], texts: dict[str, str]) -> Holdout:
+    """Stage 2: evaluators over the held-out judgments (when there are enough) or sessions, and the catalog.
+
+    ``texts`` receives every catalog text.
+    """
     from embedloop.feedback.judgments import judgment_evaluators, judgment_holdout, overrule_sessions
 
     revision = sv.store.catalog_revision()  # read first: later changes are re-applied by sync
@@ -222,9 +226,21 @@ def holdout(sv: Services, window: Window, texts: dict[str, str]) -> Holdout:
         triplets, retrieval = judgment_evaluators(judged, texts, ids, corpus, sv.settings.encode_batch_size)
         if triplets.triplets:
             return Holdout(triplets, retrieval, catalog, revision, source="judgments")
-    sessions = overrule_sessions(sv.store, window.split.holdout)  # a judged-irrelevant click is no right answer
+    sessions = overrule_sessions(sv.store, held_out)  # a judged-irrelevant click is no right answer
     triplets, retrieval = holdout_evaluators(sessions, texts, ids, corpus, sv.settings.encode_batch_size)
     return Holdout(triplets, retrieval, catalog, revision)
+
+
+def training_sessions(
+    window_sessions: Sequence[FeedbackSession], split: FeedbackSplit, source: str
+) -> list[FeedbackSession]:
+    """The sessions training reads: the split's training share, or every session while judgments judge.
+
+    The held-out clicks exist for the pre-check alone; once held-out judgments judge in their place
+    (``source == "judgments"``), keeping those clicks out of training would waste them. The judged
+    held-out queries stay out of training either way (``merge_judgments``).
+    """
+    return list(window_sessions) if source == "judgments" else split.train
 
 
 def train(
@@ -328,18 +344,22 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
     run_id = start_run(store, parent_version=parent, from_seq=window.since, to_seq=window.upto)
     version: int | None = None
     timings: dict[str, float] = {}
-    sizes = window.sizes
     try:
-        examples, texts, signal = _build_examples(sv, state, window.split.train, window.sessions, since=window.since)
+        texts: dict[str, str] = {}
+        held = holdout(sv, window.split.holdout, texts)
+        train_on = training_sessions(window.sessions, window.split, held.source)
+        sizes = _held_out_sizes(window, held.source)
+        held_clicks = sizes.pop("holdout_sessions")
+        examples, built, signal = _build_examples(sv, state, train_on, window.sessions, since=window.since)
+        texts.update(built)
 
         def skip(reason: str) -> dict[str, Any]:
-            sizes_now = {"train_size": len(examples), "holdout_size": len(window.split.holdout)}
+            sizes_now = {"train_size": len(examples), "holdout_size": held_clicks}
             finish_run(store, run_id, status=CycleStatus.SKIPPED, reasons=[reason], **sizes_now)
             return _result(CycleStatus.SKIPPED, [reason], new_events=window.new_events, **sizes)
 
         if len(examples) < s.min_train_examples:
             return skip(f"only {len(examples)} training examples; need {s.min_train_examples}")
-        held = holdout(sv, window, texts)
         if not held.triplets.triplets:
             return skip("held-out feedback has no skipped results to compare selections against")
 
@@ -357,7 +377,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
         extra = {
             "new_events": window.new_events,
             "train_examples": len(examples),
-            "holdout_sessions": len(window.split.holdout),
+            "holdout_sessions": held_clicks,
             "holdout_source": held.source,
             **sizes,
         }
@@ -396,7 +416,7 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
             status=status,
             version=version,
             train_size=len(examples),
-            holdout_size=len(window.split.holdout),
+            holdout_size=held_clicks,
             metrics={**metrics, "timings": timings},
             reasons=reasons,
         )
@@ -418,6 +438,13 @@ def _cycle(sv: Services, force: bool, lease: Lease | None = None) -> dict[str, A
         if not isinstance(exc, Exception):
             raise
         return _result(CycleStatus.FAILED, reasons, version=version, timings=timings)
+
+
+def _held_out_sizes(window: Window, source: str) -> dict[str, int]:
+    """Held-out click sessions and the query split; while judgments judge, every click query trains."""
+    if source == "judgments":
+        return {"holdout_sessions": 0, "train_queries": sum(window.sizes.values()), "holdout_queries": 0}
+    return {"holdout_sessions": len(window.split.holdout), **window.sizes}
 
 
 def _summary(metrics: dict[str, dict[str, float]]) -> str:
@@ -462,8 +489,7 @@ def _manifest(
             **candidate.info,
         },
         "train_examples": train_examples,
-        "holdout_sessions": len(window.split.holdout),
-        **window.sizes,
+        **_held_out_sizes(window, held_source),
         "metrics": metrics,
         "primary_metric": PRIMARY,
         "judged_by": "trial" if s.trials else "held-out feedback",
@@ -582,7 +608,9 @@ def next_training_examples(sv: Services) -> tuple[list[TrainingExample], dict[st
     """The training examples (and item texts) the next cycle would use."""
     sessions = sv.store.feedback_sessions()
     split = split_by_query(sessions, sv.settings.holdout_fraction)
-    examples, texts, _signal = _build_examples(sv, sv.state, split.train, sessions, since=last_trained_seq(sv.store))
+    held = holdout(sv, split.holdout, {})
+    train_on = training_sessions(sessions, split, held.source)
+    examples, texts, _signal = _build_examples(sv, sv.state, train_on, sessions, since=last_trained_seq(sv.store))
     return examples, texts
 
 
@@ -594,7 +622,7 @@ def _build_examples(
     *,
     since: int = 0,
 ) -> tuple[list[TrainingExample], dict[str, str], dict[str, Any]]:
-    """Stage 2: training examples from the training sessions, the texts they name, what the signal options did."""
+    """Stage 3: training examples from the training sessions, the texts they name, what the signal options did."""
     s = sv.settings
     guard = selected_by_query(all_sessions)
     sources = tuple(x.strip() for x in s.negative_sources.split(",") if x.strip())
