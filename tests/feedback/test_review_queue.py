@@ -200,6 +200,31 @@ def test_the_sample_floor_asks_about_any_query_once_the_reasons_are_weak():
     assert "sample" not in proposals[0].reasons and "sample" in samples[0].reasons
 
 
+def test_open_sample_questions_stay_bounded_across_refreshes(loop: EmbedLoop, monkeypatch):
+    from embedloop.feedback import review
+
+    monkeypatch.setattr(review, "MAX_SAMPLE_QUESTIONS", 2)
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda", "mu"]
+
+    def search_and_pick(batch: list[str]) -> None:
+        for word in batch:
+            result = loop.search(f"{word} shares", k=4)
+            loop.record_selection(result.search_id, result.hits[0].item_id)
+
+    def open_samples() -> list[dict]:
+        return [q for q in loop.review_queue(limit=100) if q["reason"] == "sample"]
+
+    search_and_pick(words[:6])
+    first = open_samples()
+    assert 1 <= len(first) <= 2
+    search_and_pick(words[6:])  # new traffic, new draws: the open sample questions stay at two at most
+    assert len(open_samples()) <= 2
+    asked = open_samples()[0]
+    loop.answer_review(asked["review_id"], selected=[asked["candidates"][0]["item_id"]])
+    after = open_samples()
+    assert len(after) <= 2 and asked["review_id"] not in {q["review_id"] for q in after}
+
+
 def test_click_model_weighs_the_chance_that_the_answer_changes_a_label():
     clicks = ClickModel(examination=[1.0, 0.5, 0.3], prior=[0.5, 0.2, 0.1], eps1=0.8, eps0=0.1)
     clicks.posterior = {("sure", "A"): 0.9, ("doubt", "X"): 0.02, ("doubt", "Y"): 0.02, ("sure", "B"): 0.3}

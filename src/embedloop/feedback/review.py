@@ -101,7 +101,7 @@ MODEL_AGE = 2
 #: Share of the catalog changed since a question was asked that makes it moot.
 CATALOG_CHURN = 0.2
 
-#: Most ``sample`` questions one refresh adds (the highest priorities): the open queue stays small on busy logs.
+#: Most ``sample`` questions open at a time (a refresh adds the highest priorities): the queue stays small on busy logs.
 MAX_SAMPLE_QUESTIONS = 100
 
 #: ``ranker(queries, k)`` → for each query its top-``k`` ``(item_id, score)``, best first.
@@ -286,6 +286,7 @@ def propose(
     relevant: dict[str, set[str]] | None = None,
     clicks: ClickModel | None = None,
     positive_cut: float = 0.5,
+    max_samples: int = MAX_SAMPLE_QUESTIONS,
 ) -> list[Proposal]:
     """Questions for every query worth asking about, highest priority first.
 
@@ -293,6 +294,7 @@ def propose(
     items are all judged is moot, and so is ``no_selection`` once a query has a ``relevant`` item.
     ``clicks``: the click model fitted on the traffic (``click_uncertain`` and the label-change chance);
     ``positive_cut``: the posterior from which training keeps a click as a positive (0 without a click model).
+    ``max_samples``: most questions the ``sample`` floor decides (the highest priorities).
     """
     relevant = relevant or {}
     out = []
@@ -325,7 +327,7 @@ def propose(
             )
         )
     out.sort(key=lambda p: (-p.priority, p.query))
-    samples = [p for p in out if p.reason == "sample"][MAX_SAMPLE_QUESTIONS:]
+    samples = [p for p in out if p.reason == "sample"][max(0, max_samples) :]
     if samples:
         dropped = {id(p) for p in samples}
         out = [p for p in out if id(p) not in dropped]
@@ -471,7 +473,11 @@ def _refresh(
     clicks = fit_click_model(click_log(sessions, list_scorer))  # every search: the examination curve needs them all
     revision = store.catalog_revision()
     rows = []
-    for p in propose(traffic, ranked, other, judged, relevant, clicks, positive_cut):
+    open_samples = sum(q["status"] == db.OPEN and q["reason"] == "sample" for q in asked)
+    proposals = propose(
+        traffic, ranked, other, judged, relevant, clicks, positive_cut, max_samples=MAX_SAMPLE_QUESTIONS - open_samples
+    )
+    for p in proposals:
         known = dict(ranked.get(normalise_query(p.query), []))
         missing = [i for i in p.candidates if i not in known]
         if missing:
