@@ -35,8 +35,9 @@ reasons to ask, each in [0, 1], and a random floor under them:
 
 A question's priority is
 ``(best + 0.25 * rest) * (1 + 0.25 * ln(searches)) * (0.5 + 0.5 * chance)``:
-``best`` is the largest weighted reason score (or the ``sample`` floor when it is larger) (weights :data:`REASON_WEIGHTS`),
-``rest`` the sum of the other weighted scores, frequent queries count more, and
+``best`` is the largest weighted reason score (weights :data:`REASON_WEIGHTS`),
+``rest`` the sum of the other weighted scores (``best + 0.25 * rest`` gives way to
+the ``sample`` floor when that is larger), frequent queries count more, and
 ``chance`` is the click model's probability that the answer changes at least
 one training label (:func:`label_change_chance`: a relevant candidate nobody's
 click made a positive, or an irrelevant one a click did; an answer that only
@@ -327,11 +328,8 @@ def propose(
             )
         )
     out.sort(key=lambda p: (-p.priority, p.query))
-    samples = [p for p in out if p.reason == "sample"][max(0, max_samples) :]
-    if samples:
-        dropped = {id(p) for p in samples}
-        out = [p for p in out if id(p) not in dropped]
-    return out
+    over = {id(p) for p in [p for p in out if p.reason == "sample"][max(0, max_samples) :]}
+    return [p for p in out if id(p) not in over]
 
 
 def stale_reason(
