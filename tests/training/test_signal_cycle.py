@@ -7,9 +7,11 @@ import torch
 from feedback_sim import CATALOG, simulate
 
 from embedloop import EmbedLoop, Settings
-from embedloop.training.examples import TrainingExample
+from embedloop.training.cycle import next_training_examples
+from embedloop.training.examples import TrainingExample, normalise_query
 from embedloop.training.finetuner import EmbeddingFineTuner
 from embedloop.training.multitask import judged_examples
+from embedloop.training.split import split_by_query
 
 pytestmark = pytest.mark.slow
 
@@ -135,10 +137,15 @@ def test_cycle_chooses_the_mixing_weight_on_held_out_judgments_only(loop_setting
                 f"{text.split(' - ')[1]} shares {n}", "SPY" if item != "SPY" else "QQQ", relevant=False
             )
         simulate(loop, rounds=1)  # a cycle needs new selections; judgments alone do not start one
+        expected = next_training_examples(loop.services())[0]
+        split = split_by_query(loop.store.feedback_sessions(), loop.settings.holdout_fraction)
+        held_clicks = {normalise_query(x.query) for x in split.holdout}
+        assert held_clicks & {normalise_query(ex.query) for ex in expected}  # the held-out click queries train
         result = loop.fine_tune(force=True)
         assert result.get("holdout_source") == "judgments", result
-        # judgments judge, so the held-out clicks train: no click session is held out
+        # judgments judge, so the held-out clicks train: no click session is held out, the cycle trains on them
         assert result["holdout_sessions"] == 0 and result["holdout_queries"] == 0
+        assert result["train_examples"] == len(expected)
         manifest = loop.registry.manifest(result["version"])
         assert manifest["holdout_sessions"] == 0
     chosen = manifest["training"]["averaging"]

@@ -328,8 +328,9 @@ def propose(
             )
         )
     out.sort(key=lambda p: (-p.priority, p.query))
-    over = {id(p) for p in [p for p in out if p.reason == "sample"][max(0, max_samples) :]}
-    return [p for p in out if id(p) not in over]
+    samples = [id(p) for p in out if p.reason == "sample"]
+    dropped = set(samples[max(0, max_samples) :])  # the lowest-priority sample questions beyond the cap
+    return [p for p in out if id(p) not in dropped]
 
 
 def stale_reason(
